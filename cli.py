@@ -1,0 +1,1 @@
+"""edgebert command line."""

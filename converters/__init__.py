@@ -1,0 +1,1 @@
+"""Artifact converters, one module per format, registered in edgebert.registry.CONVERTERS."""

@@ -1,0 +1,69 @@
+"""What one artifact is (format, precision, sequence length) and the converter contract."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+import numpy as np
+
+from .errors import UsageError
+
+__all__ = ["PRECISIONS", "ArtifactConfig", "Tolerance", "Converter", "Runtime", "MIN_SEQ_LEN"]
+
+PRECISIONS = ("fp32", "fp16", "int8")
+MIN_SEQ_LEN = 8
+
+
+@dataclass(frozen=True)
+class ArtifactConfig:
+    format: str
+    precision: str = "fp32"
+    seq_len: int = 128  # static length for formats without dynamic shapes (TFLite); max for others
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"unknown precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
+        if isinstance(self.seq_len, bool) or not isinstance(self.seq_len, int):
+            raise UsageError(f"--seq-len must be an integer, got {self.seq_len!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Parity gate for one precision: an artifact outside these bounds is not written."""
+
+    max_abs_diff: float | None = None  # None: not gated (quantized outputs are judged by cosine)
+    min_cosine: float = 0.999
+    min_argmax_agreement: float = 1.0  # classifiers only
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# A loaded artifact: takes the canonical int64 inputs (input_ids, attention_mask,
+# token_type_ids), returns the model output as float32 [batch, dim].
+Runtime = Callable[[dict[str, np.ndarray]], np.ndarray]
+
+
+class Converter(Protocol):
+    name: str  # set by the registry
+    suffix: str  # file name is "model" + suffix
+    precisions: tuple[str, ...]  # precisions it can really produce
+    dynamic_shapes: bool  # False: one file per static (batch=1, seq_len) shape
+    runtime: str  # the runtime used to verify it, e.g. "onnxruntime"
+
+    def convert(self, model, config: ArtifactConfig, path: Path) -> dict:
+        """Write the artifact to `path`; return facts for the manifest (inputs, outputs, notes)."""
+
+    def load(self, path: Path, threads: int = 1) -> Runtime:
+        """Load the artifact in its own runtime."""
+
+    def tolerance(self, precision: str) -> Tolerance:
+        ...
+
+    def runtime_version(self) -> str:
+        ...
