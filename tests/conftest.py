@@ -1,0 +1,107 @@
+"""Shared fixtures: tiny random BERTs built here (no downloads), and the packaged MiniLM for slow tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from edgebert.model import Bert, BertConfig
+
+WORDS = (
+    "the a an and or but not is was are were be been this that it its of to in on for with as at by from "
+    "movie film story plot actor actress director scene music good bad great terrible funny boring slow "
+    "fast love hate best worst fun dull smart clever charming awful brilliant mess ending beginning "
+    "phone board device battery screen model small large quick fresh rotten review really very quite"
+).split()
+
+
+def tiny_vocab() -> list[str]:
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    chars = list("abcdefghijklmnopqrstuvwxyz0123456789.,!?'-")
+    return special + chars + ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"] + WORDS
+
+
+def tiny_config(**overrides) -> BertConfig:
+    """Odd shapes on purpose: 3 heads of 16 (hidden 48), 3 layers, FFN 70."""
+    kw = dict(vocab_size=len(tiny_vocab()), hidden_size=48, heads=(3, 3, 3), ffn=(70, 70, 70), head_dim=16,
+              max_position_embeddings=64, type_vocab_size=2)
+    kw.update(overrides)
+    return BertConfig(**kw)
+
+
+def make_tiny_model(seed: int = 0, **overrides) -> Bert:
+    torch.manual_seed(seed)
+    model = Bert(tiny_config(**overrides))
+    # LayerNorm weights of ones and zero biases make a too-symmetric model; perturb them.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.add_(0.1 * torch.randn_like(p))
+    return model.eval()
+
+
+def save_tiny_model_dir(directory: Path, model: Bert) -> Path:
+    """An edgebert-format model folder with a matching WordPiece vocab."""
+    from tokenizers.implementations import BertWordPieceTokenizer
+
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save(directory)
+    (directory / "vocab.txt").write_text("\n".join(tiny_vocab()) + "\n")
+    tok = BertWordPieceTokenizer(str(directory / "vocab.txt"), lowercase=True)
+    tok.save(str(directory / "tokenizer.json"))
+    return directory
+
+
+def save_tiny_hf_dir(directory: Path, seed: int = 0, classifier: bool = False) -> Path:
+    """A transformers-format BERT checkpoint folder (config.json + model.safetensors), via transformers."""
+    import transformers
+
+    torch.manual_seed(seed)
+    cfg = dict(vocab_size=len(tiny_vocab()), hidden_size=48, num_hidden_layers=3, num_attention_heads=3,
+               intermediate_size=70, max_position_embeddings=64)
+    if classifier:
+        hf = transformers.BertForSequenceClassification(transformers.BertConfig(num_labels=2, **cfg))
+    else:
+        hf = transformers.BertModel(transformers.BertConfig(**cfg))
+    hf.save_pretrained(directory)
+    (directory / "vocab.txt").write_text("\n".join(tiny_vocab()) + "\n")
+    return directory
+
+
+@pytest.fixture
+def tiny_model() -> Bert:
+    return make_tiny_model()
+
+
+@pytest.fixture
+def tiny_model_dir(tmp_path) -> Path:
+    return save_tiny_model_dir(tmp_path / "tiny", make_tiny_model())
+
+
+@pytest.fixture
+def tiny_classifier_dir(tmp_path) -> Path:
+    return save_tiny_model_dir(tmp_path / "tiny-cls", make_tiny_model(task="classification", num_labels=2,
+                                                                        labels=("neg", "pos")))
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    from edgebert.defaults import default_model_dir
+
+    return default_model_dir()
+
+
+SENTENCES = [
+    "the movie was great",
+    "a boring and slow story with a terrible ending",
+    "fun",
+    "the director is clever , the actors are charming and the music is really very good !",
+]
+
+
+@pytest.fixture
+def sentences() -> list[str]:
+    return list(SENTENCES)
