@@ -1,1 +1,115 @@
-"""edgebert command line."""
+"""edgebert command line: `edgebert export | profiles | bench | calibrate | train | evaluate | build`.
+
+Argument parsing and printing only; every command calls one library function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from edgebert.errors import EXIT_CODES, EdgebertError, UsageError
+
+__all__ = ["main", "build_parser"]
+
+
+def _epilog() -> str:
+    return "exit codes:\n" + "\n".join(f"  {code:<4} {what}" for code, what in EXIT_CODES.items())
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    from edgebert.registry import CONVERTERS
+
+    names = tuple(f.strip().lower() for f in text.split(",") if f.strip())
+    for n in names:
+        CONVERTERS.get(n)  # raises UsageError listing the known formats
+    return names
+
+
+def _add_export(sub) -> None:
+    from edgebert.artifact import PRECISIONS
+    from edgebert.registry import CONVERTERS
+
+    p = sub.add_parser(
+        "export",
+        help="slice, quantize, convert, verify and write artifacts + manifest.json",
+        description="Export a sub-network of a (dynamic) BERT to ONNX / TFLite / TorchScript. Either give "
+        "--width/--depth, or --device and --budget to let edgebert choose the sub-network.",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", help="model folder (HF BERT checkpoint or edgebert model); default: packaged MiniLM")
+    p.add_argument("--width", type=float, help="width multiplier in (0, 1] (DynaBERT grid: 0.25 0.5 0.75 1.0)")
+    p.add_argument("--depth", type=float, help="depth multiplier in (0, 1] (DynaBERT grid: 0.5 0.75 1.0)")
+    p.add_argument("--device", help="device profile name or path to a profile .yaml (see `edgebert profiles`)")
+    p.add_argument("--budget", help="latency budget, e.g. 40ms or 0.04s (default: the profile's)")
+    p.add_argument("--memory", help="memory limit, e.g. 150MB or 1.5GB (default: the profile's)")
+    p.add_argument("--target", help="also measure on this target: local, ssh://user@host[:port], adb://[serial]")
+    p.add_argument("--formats", type=_formats, default=None,
+                   help=f"comma-separated, from: {','.join(CONVERTERS.names())} (default: all, or the profile's)")
+    p.add_argument("--quantize", choices=PRECISIONS, default=None,
+                   help="precision of the artifacts (default fp32; with --device edgebert chooses)")
+    p.add_argument("--seq-len", type=int, default=128, help="sequence length (static for TFLite; default 128)")
+    p.add_argument("--threads", type=int, default=None, help="threads for verification and measurement")
+    p.add_argument("--out", help="output folder (default: out/<name>)")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.add_argument("--no-rewire", action="store_true", help="do not rewire heads/neurons before slicing")
+    p.add_argument("--no-measure", action="store_true", help="skip timing the artifacts on this machine")
+    p.add_argument("--runs", type=int, default=50, help="timed runs per artifact when measuring (default 50)")
+    p.add_argument("--json", action="store_true", help="print the manifest summary as JSON on stdout")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args) -> int:
+    from edgebert.commands import run_export
+
+    summary = run_export(args, progress=not args.json and sys.stderr.isatty())
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        from edgebert.commands import format_export_summary
+
+        print(format_export_summary(summary))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from edgebert import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="edgebert",
+        description="Put dynamic BERT sub-networks on phones and boards: select, slice, quantize, "
+        "export, verify, measure.",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"edgebert {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_export(sub)
+    for mount in _MOUNTS:
+        mount(sub)
+    return parser
+
+
+_MOUNTS: list = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        return int(args.func(args) or 0)
+    except EdgebertError as exc:
+        print(f"edgebert: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("edgebert: interrupted; nothing half-written was left behind", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""What the CLI's commands do, as plain functions taking the parsed arguments (no printing here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import UsageError
+from .spec import SubnetSpec
+
+__all__ = ["run_export", "format_export_summary", "export_summary"]
+
+
+def _default_out(model: str | None, spec: SubnetSpec) -> str:
+    name = "minilm" if model is None else Path(model).resolve().name
+    return f"out/{name}-w{round(spec.width * 100)}-d{round(spec.depth * 100)}"
+
+
+def run_export(args, progress: bool = True) -> dict:
+    from .export import ExportConfig, export
+
+    if args.device is not None:
+        from .select_export import run_device_export
+
+        return run_device_export(args, progress=progress)
+    if args.budget is not None or args.memory is not None:
+        raise UsageError("--budget/--memory need --device (the profile whose latency model predicts the budget)")
+    if args.target is not None:
+        raise UsageError("--target needs --device (use `edgebert bench OUT --target ...` to measure an export)")
+    spec = SubnetSpec(1.0 if args.width is None else args.width, 1.0 if args.depth is None else args.depth)
+    cfg = ExportConfig(
+        out=args.out or _default_out(args.model, spec),
+        model=args.model,
+        spec=spec,
+        formats=args.formats or ("onnx", "tflite", "torchscript"),
+        precision=args.quantize or "fp32",
+        seq_len=args.seq_len,
+        force=args.force,
+        rewire=not args.no_rewire,
+        threads=args.threads or 1,
+    )
+    measure = None
+    if not args.no_measure:
+        from .measure import local_measurer
+
+        measure = local_measurer(threads=cfg.threads, seq_len=cfg.seq_len, runs=args.runs)
+    manifest = export(cfg, progress=progress, measure=measure)
+    return export_summary(manifest, cfg.out)
+
+
+def export_summary(manifest: dict, out: str) -> dict:
+    arts = []
+    for a in manifest["artifacts"]:
+        measured = a["latency"]["measured"]
+        predicted = a["latency"]["predicted"]
+        arts.append({
+            "file": str(Path(out) / a["file"]),
+            "format": a["format"],
+            "precision": a["precision"],
+            "size_bytes": a["size_bytes"],
+            "sha256": a["sha256"],
+            "parity": {k: a["parity"].get(k) for k in ("max_abs_diff", "min_cosine", "argmax_agreement", "passed")},
+            "latency_ms": {
+                "measured_p50": measured[-1]["p50_ms"] if measured else None,
+                "measured_where": measured[-1]["where"] if measured else None,
+                "predicted_p50": predicted["value"] if predicted else None,
+                "predicted_source": predicted["source"] if predicted else None,
+            },
+            "notes": a["notes"],
+        })
+    return {
+        "out": str(out),
+        "manifest": str(Path(out) / "manifest.json"),
+        "spec": manifest["subnet"]["spec"],
+        "parameters": manifest["subnet"]["parameters"],
+        "full_parameters": manifest["subnet"]["full_parameters"],
+        "device": (manifest.get("device") or {}).get("name"),
+        "budget": manifest.get("budget"),
+        "artifacts": arts,
+    }
+
+
+def _fmt(v, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def format_export_summary(s: dict) -> str:
+    spec = s["spec"]
+    lines = [
+        f"exported w{spec['width']:g} d{spec['depth']:g} "
+        f"({s['parameters'] / 1e6:.1f}M of {s['full_parameters'] / 1e6:.1f}M parameters) to {s['out']}",
+    ]
+    if s.get("device"):
+        lines.append(f"device {s['device']}, budget {s['budget']}")
+    lines.append(f"{'file':<18}{'precision':<10}{'size MB':>9}{'max|diff|':>11}{'cosine':>9}"
+                 f"{'p50 ms (measured)':>19}{'p50 ms (predicted)':>20}")
+    for a in s["artifacts"]:
+        lat = a["latency_ms"]
+        lines.append(
+            f"{Path(a['file']).name:<18}{a['precision']:<10}{a['size_bytes'] / 1e6:>9.2f}"
+            f"{_fmt(a['parity']['max_abs_diff'], '.2e'):>11}{_fmt(a['parity']['min_cosine'], '.5f'):>9}"
+            f"{_fmt(lat['measured_p50'], '.2f'):>19}{_fmt(lat['predicted_p50'], '.2f'):>20}"
+        )
+        for note in a["notes"]:
+            lines.append(f"  note: {note}")
+    lines.append(f"manifest: {s['manifest']}")
+    return "\n".join(lines)

@@ -1,0 +1,138 @@
+"""End-to-end export on a tiny model: every stage checked, atomic output, clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from edgebert.errors import ModelError, OutputError, ParityError, UsageError
+from edgebert.export import ExportConfig, export
+from edgebert.manifest import sha256_file, validate
+from edgebert.spec import SubnetSpec
+
+
+def _export(model_dir, out, **kw):
+    cfg = ExportConfig(out=str(out), model=str(model_dir), **kw)
+    return export(cfg, progress=False)
+
+
+def test_export_all_formats_fp32(tiny_model_dir, tmp_path):
+    out = tmp_path / "w50"
+    m = _export(tiny_model_dir, out, spec=SubnetSpec(0.5, 0.75), seq_len=32)
+    validate(m)
+    files = {p.name for p in out.iterdir()}
+    assert {"model.onnx", "model.tflite", "model.pt", "manifest.json", "vocab.txt", "tokenizer.json"} <= files
+    assert json.loads((out / "manifest.json").read_text()) == m
+    for a in m["artifacts"]:
+        assert a["sha256"] == sha256_file(out / a["file"])
+        assert a["size_bytes"] == (out / a["file"]).stat().st_size
+        assert a["parity"]["passed"] and a["parity"]["max_abs_diff"] <= 1e-4
+        assert {i["name"] for i in a["inputs"]} == {"input_ids", "attention_mask", "token_type_ids"}
+    # 3 heads * 0.5 -> 2 (half-up), 70 * 0.5 -> 35, depth 0.75 of 3 layers -> layers 0, 1
+    assert m["subnet"]["heads"] == [2, 2] and m["subnet"]["ffn"] == [35, 35]
+    assert m["subnet"]["parameters"] < m["subnet"]["full_parameters"]
+    assert not list(tmp_path.glob(".w50.partial-*"))
+
+
+def test_int8_is_smaller_and_close(tiny_model_dir, tmp_path):
+    fp = _export(tiny_model_dir, tmp_path / "fp", formats=("onnx",), seq_len=32)
+    q = _export(tiny_model_dir, tmp_path / "q", formats=("onnx", "torchscript"), precision="int8", seq_len=32)
+    onnx_q = q["artifacts"][0]
+    assert onnx_q["precision"] == "int8" and onnx_q["size_bytes"] < fp["artifacts"][0]["size_bytes"]
+    assert onnx_q["parity"]["min_cosine"] >= 0.98
+    ts = q["artifacts"][1]
+    assert ts["requested_precision"] == "int8"
+    if ts["precision"] != "int8":  # the format says plainly that it fell back
+        assert any("int8" in n for n in ts["notes"])
+
+
+def test_existing_output_needs_force(tiny_model_dir, tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(OutputError, match="--force"):
+        _export(tiny_model_dir, out, formats=("torchscript",), seq_len=16)
+    assert (out / "keep.txt").read_text() == "mine"
+    _export(tiny_model_dir, out, formats=("torchscript",), seq_len=16, force=True)
+    assert not (out / "keep.txt").exists() and (out / "model.pt").exists()
+
+
+def test_failure_mid_export_leaves_nothing(tiny_model_dir, tmp_path, monkeypatch):
+    import edgebert.export as ex
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ex, "convert_and_verify", boom)
+    with pytest.raises(KeyboardInterrupt):
+        _export(tiny_model_dir, tmp_path / "x", formats=("onnx",), seq_len=16)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_parity_failure_names_artifact_and_publishes_nothing(tiny_model_dir, tmp_path, monkeypatch):
+    from edgebert.registry import CONVERTERS
+
+    conv_cls = CONVERTERS.get("torchscript")
+    real_load = conv_cls.load
+
+    def broken_load(self, path, threads=1):
+        run = real_load(self, path, threads)
+        return lambda feeds: run(feeds) + 0.5
+
+    monkeypatch.setattr(conv_cls, "load", broken_load)
+    with pytest.raises(ParityError, match="model.pt"):
+        _export(tiny_model_dir, tmp_path / "bad", formats=("torchscript",), seq_len=16)
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize(
+    "kw, err, text",
+    [
+        ({"formats": ("onnx", "coreml")}, UsageError, "coreml"),
+        ({"seq_len": 4}, UsageError, "--seq-len"),
+        ({"seq_len": 100000}, UsageError, "--seq-len"),
+        ({"formats": ()}, UsageError, "--formats"),
+    ],
+)
+def test_bad_config(tiny_model_dir, tmp_path, kw, err, text):
+    with pytest.raises(err, match=text):
+        _export(tiny_model_dir, tmp_path / "o", **kw)
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_model_dir(tmp_path):
+    with pytest.raises(ModelError, match="does not exist"):
+        _export(tmp_path / "nope", tmp_path / "o")
+
+
+def test_unwritable_out(tiny_model_dir, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        import os
+
+        if os.access(ro, os.W_OK):
+            pytest.skip("running as a user that ignores permissions")
+        with pytest.raises(OutputError, match="cannot write"):
+            _export(tiny_model_dir, ro / "o", formats=("onnx",))
+    finally:
+        ro.chmod(0o700)
+
+
+def test_out_is_a_file(tiny_model_dir, tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(OutputError, match="is a file"):
+        _export(tiny_model_dir, f, formats=("onnx",))
+
+
+def test_sliced_pytorch_model_is_kept(tiny_model_dir, tmp_path):
+    from edgebert.model import load_model
+
+    _export(tiny_model_dir, tmp_path / "o", formats=("onnx",), spec=SubnetSpec(0.5, 1.0), seq_len=16)
+    sub = load_model(tmp_path / "o" / "subnet")
+    assert sub.config.heads == (2, 2, 2)
+    assert Path(tmp_path / "o" / "subnet" / "model.safetensors").stat().st_size < (tiny_model_dir / "model.safetensors").stat().st_size
