@@ -419,6 +419,7 @@ def train(args: TrainConfig, progress: bool = True, *, _stop_at: tuple[str, int]
         elif (work / "teacher").exists():
             teacher = load_model(work / "teacher")
         else:
+            torch.manual_seed(cfg.seed)  # the new task head's initial weights
             teacher = _run_stage("teacher", with_task_head(base, labels), None, _teacher_step(cfg, acc),
                                  labels=labels, **common)
             if acc.is_main_process:

@@ -1,0 +1,57 @@
+import argparse
+import json
+
+import pytest
+
+from edgebert.data_sets import load_data
+from edgebert.errors import DataError
+from edgebert.model import load_model
+from edgebert.quality import QUALITY_FILE, add_evaluate_arguments, evaluate, evaluate_main, measure, read_table
+from edgebert.spec import DEPTHS, WIDTHS, SubnetSpec
+from edgebert.tokenizer import load_tokenizer
+
+from conftest import SENTENCES
+
+KEYS = {SubnetSpec(w, d).key for w in WIDTHS for d in DEPTHS}
+
+
+def _csv(path, labels=("neg", "pos", "neg", "pos")):
+    path.write_text("text,label\n" + "".join(f'"{t}",{y}\n' for t, y in zip(SENTENCES, labels)))
+    return path
+
+
+def test_classifier_table(tiny_classifier_dir, tmp_path):
+    model = load_model(tiny_classifier_dir)
+    table = measure(model, load_data(_csv(tmp_path / "d.csv")), load_tokenizer(tiny_classifier_dir))
+    assert set(table) == KEYS
+    for e in table.values():
+        assert 0 <= e["score"] <= 1 and e["metric"] == "accuracy" and e["n"] == 4
+        assert e["data"].endswith("d.csv") and "measured_at" in e
+
+
+def test_embedding_table_is_fidelity(tiny_model_dir, tmp_path):
+    (tmp_path / "c.txt").write_text("\n".join(SENTENCES * 3))
+    table = evaluate(tiny_model_dir, str(tmp_path / "c.txt"))
+    assert set(table) == KEYS
+    assert table["w1-d1"]["score"] == pytest.approx(1.0, abs=1e-5)
+    assert table["w1-d1"]["nn_agreement"] == 1.0
+    assert all(0 <= e["score"] <= 1 and e["metric"] == "cosine_fidelity" for e in table.values())
+
+
+def test_unseen_label_is_a_data_error(tiny_classifier_dir, tmp_path):
+    with pytest.raises(DataError, match=r"d\.csv:3: label 'meh'"):
+        evaluate(tiny_classifier_dir, str(_csv(tmp_path / "d.csv", ("neg", "meh", "pos", "pos"))))
+
+
+def test_evaluate_command_writes_the_table(tiny_classifier_dir, tmp_path, capsys):
+    p = argparse.ArgumentParser()
+    add_evaluate_arguments(p)
+    args = p.parse_args(["--model", str(tiny_classifier_dir), "--data", str(_csv(tmp_path / "d.csv"))])
+    assert evaluate_main(args) == 0
+    assert "w0.5-d0.5" in capsys.readouterr().out
+    assert set(read_table(tiny_classifier_dir)) == KEYS
+    assert set(json.loads((tiny_classifier_dir / QUALITY_FILE).read_text())) == KEYS
+    other = tmp_path / "elsewhere.json"
+    evaluate_main(p.parse_args(["--model", str(tiny_classifier_dir), "--data", str(tmp_path / "d.csv"),
+                                "--out", str(other)]))
+    assert set(json.loads(other.read_text())) == KEYS
