@@ -208,11 +208,14 @@ def _depth_step(cfg, acc):
 # ---- stage bookkeeping -------------------------------------------------------------------
 
 
-def _save_model_dir(model: Bert, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save(tmp)
-    tmp.rename(path)
+def _save_stage(acc, model: Bert, path: Path) -> None:
+    """A finished stage's model, written once and atomically; --resume skips the stage when it exists."""
+    if acc.is_main_process:
+        tmp = path.with_name(path.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save(tmp)
+        tmp.rename(path)
+    acc.wait_for_everyone()  # no process may look for `path` before it is complete
 
 
 def _prepare_work(cfg: TrainConfig, acc) -> Path:
@@ -422,8 +425,7 @@ def train(args: TrainConfig, progress: bool = True, *, _stop_at: tuple[str, int]
             torch.manual_seed(cfg.seed)  # the new task head's initial weights
             teacher = _run_stage("teacher", with_task_head(base, labels), None, _teacher_step(cfg, acc),
                                  labels=labels, **common)
-            if acc.is_main_process:
-                _save_model_dir(teacher, work / "teacher")
+            _save_stage(acc, teacher, work / "teacher")
     del base
 
     if (work / "rewired").exists():
@@ -440,14 +442,13 @@ def train(args: TrainConfig, progress: bool = True, *, _stop_at: tuple[str, int]
                                  seed=cfg.seed, progress=progress and acc.is_main_process)
         if acc.is_main_process:
             (work / "rewire.json").write_text(json.dumps(report, indent=2) + "\n")
-            _save_model_dir(rewired, work / "rewired")
+        _save_stage(acc, rewired, work / "rewired")
 
     if (work / "width").exists():
         width_model = load_model(work / "width")
     else:
         width_model = _run_stage("width", _copy(rewired), rewired, _width_step(cfg, acc), labels=labels, **common)
-        if acc.is_main_process:
-            _save_model_dir(width_model, work / "width")
+        _save_stage(acc, width_model, work / "width")
     final = _run_stage("depth", _copy(width_model), width_model, _depth_step(cfg, acc), labels=labels, **common)
     out = Path(cfg.out)
     if acc.is_main_process:
@@ -548,7 +549,8 @@ def train_main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted: checkpoint saved; continue with the same command plus --resume", file=sys.stderr)
+        print("interrupted: finished stages and the last checkpoint are kept; continue with the same command "
+              "plus --resume", file=sys.stderr)
         return 130
 
 

@@ -141,3 +141,30 @@ def test_bad_data_gives_exit_code_2(setup, capsys):
     (tmp_path / "one.csv").write_text("text,label\n" + "".join(f"film {i},pos\n" for i in range(60)))
     with pytest.raises(DataError, match="only one label"):
         train(_cfg(tmp_path, model_dir, tmp_path / "one.csv"), progress=False)
+
+
+def test_ctrl_c_checkpoints_and_exits_130(setup):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    tmp_path, model_dir, data = setup
+    argv = [sys.executable, "-m", "edgebert.train", "--data", str(data), "--model", str(model_dir), "--out",
+            str(tmp_path / "o"), "--batch-size", "16", "--seq-len", "16", "--epochs", "500", "--max-steps", "400",
+            "--checkpoint-every", "3"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
+    first = tmp_path / ".o.train" / "checkpoint" / "progress.json"
+    deadline = time.time() + 120
+    while not first.exists() and time.time() < deadline:  # the loop is running
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "--resume" in err
+    progress = json.loads((tmp_path / ".o.train" / "checkpoint" / "progress.json").read_text())
+    assert progress["stage"] == "teacher" and 3 <= progress["step"] < 400
+    assert len(progress["history"]) == progress["step"]
