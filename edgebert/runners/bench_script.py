@@ -1,0 +1,243 @@
+"""Time one model artifact and print one JSON line. Self-contained on purpose.
+
+This file is copied as-is to boards (Raspberry Pi, any Linux over SSH) and run with their
+python3, so it imports nothing from edgebert: only the standard library, numpy and the one
+runtime the artifact needs (ai-edge-litert for .tflite, onnxruntime for .onnx, torch for .pt).
+
+    python3 bench_script.py model.tflite --threads 4 --warmup 5 --runs 50 [--seq-len 128]
+
+Inputs are batch 1: random token ids, an all-ones attention mask, zero token types. Each
+run is timed with perf_counter around the inference call alone.
+"""
+
+import argparse
+import json
+import os
+import platform
+import signal
+import sys
+import time
+
+EXIT_MISSING_RUNTIME = 42  # the runner turns this into "pip install ..." advice
+EXIT_LOAD_FAILED = 43
+EXIT_TIMEOUT = 44
+EXIT_USAGE = 2
+
+RUNTIMES = {  # suffix -> (module to import, distribution name, pip line)
+    ".tflite": ("ai_edge_litert.interpreter", "ai-edge-litert", "ai-edge-litert==2.3.0"),
+    ".onnx": ("onnxruntime", "onnxruntime", "onnxruntime==1.31.1"),
+    ".pt": ("torch", "torch", "torch"),
+}
+
+
+def emit(payload, code=0):
+    sys.stdout.write(json.dumps(payload) + "\n")
+    sys.stdout.flush()
+    sys.exit(code)
+
+
+def fail(kind, message, code, **extra):
+    emit(dict(ok=False, error=kind, message=message, **extra), code)
+
+
+def import_runtime(suffix):
+    """Import numpy and the artifact's runtime, or exit naming exactly what to pip install."""
+    import importlib
+
+    module, dist, pip_spec = RUNTIMES[suffix]
+    missing, loaded = [], {}
+    for name, spec in (("numpy", "numpy"), (module, pip_spec)):
+        try:
+            loaded[name] = importlib.import_module(name)
+        except ImportError:
+            missing.append(spec)
+    if missing:
+        line = "pip install " + " ".join(missing)
+        fail("missing_runtime", "this Python (%s) lacks %s; run on the target:  %s"
+             % (sys.executable, ", ".join(missing), line), EXIT_MISSING_RUNTIME, pip=line, python=sys.executable)
+    return loaded["numpy"], loaded[module], dist
+
+
+def dist_version(dist, mod):
+    try:
+        from importlib.metadata import version
+
+        return version(dist)
+    except Exception:  # noqa: BLE001 - a version string is nice to have, never worth failing for
+        return getattr(mod, "__version__", "unknown")
+
+
+def device_model():
+    """The board's own name where Linux exposes one, else the CPU model."""
+    for path in ("/proc/device-tree/model", "/sys/firmware/devicetree/base/model"):
+        try:
+            with open(path, "rb") as f:
+                text = f.read().replace(b"\x00", b"").decode(errors="replace").strip()
+            if text:
+                return text
+        except OSError:
+            pass
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "Hardware") and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def input_role(name, position):
+    """Which BERT input a tensor is: by name when it says, else by the canonical order."""
+    n = name.lower()
+    if "mask" in n:
+        return "mask"
+    if "type" in n or "segment" in n:
+        return "types"
+    if "ids" in n or ("input" in n and "args" not in n):
+        return "ids"
+    return ("ids", "mask", "types")[position] if position < 3 else "types"
+
+
+def make_input(np, role, shape, dtype, vocab, rng):
+    if role == "mask":
+        return np.ones(shape, dtype=dtype)
+    if role == "types":
+        return np.zeros(shape, dtype=dtype)
+    return rng.integers(1, vocab, size=shape).astype(dtype)
+
+
+def load_tflite(rt, np, path, args, rng):
+    it = rt.Interpreter(model_path=path, num_threads=args.threads)
+    it.allocate_tensors()
+    details = sorted(it.get_input_details(), key=lambda d: d["index"])
+    seq = None
+    for pos, d in enumerate(details):
+        shape = [int(x) for x in d["shape"]]  # static: the file fixes batch and sequence length
+        seq = shape[1] if len(shape) > 1 else seq
+        it.set_tensor(d["index"], make_input(np, input_role(d["name"], pos), shape, d["dtype"], args.vocab_size, rng))
+    return it.invoke, seq
+
+
+def load_onnx(ort, np, path, args, rng):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = args.threads
+    so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    feeds = {}
+    for pos, i in enumerate(sess.get_inputs()):
+        shape = [1 if k == 0 and not isinstance(d, int) else (d if isinstance(d, int) else args.seq_len)
+                 for k, d in enumerate(i.shape)]
+        dtype = np.int32 if "int32" in i.type else np.int64
+        feeds[i.name] = make_input(np, input_role(i.name, pos), shape, dtype, args.vocab_size, rng)
+    seq = next((v.shape[1] for v in feeds.values() if v.ndim > 1), None)
+    return (lambda: sess.run(None, feeds)), seq
+
+
+def load_torchscript(torch, np, path, args, rng):
+    torch.set_num_threads(args.threads)
+    model = torch.jit.load(path, map_location="cpu").eval()
+    n_inputs = max(1, len(model.forward.schema.arguments) - 1)  # minus `self`
+    names = [a.name for a in model.forward.schema.arguments[1:]]
+    tensors = [torch.from_numpy(make_input(np, input_role(names[k], k), (1, args.seq_len), np.int64,
+                                           args.vocab_size, rng)) for k in range(n_inputs)]
+
+    def call():
+        with torch.inference_mode():
+            model(*tensors)
+
+    return call, args.seq_len
+
+
+def stats(np, ms):
+    a = np.asarray(ms, dtype=np.float64)
+    return dict(p50_ms=float(np.percentile(a, 50)), p90_ms=float(np.percentile(a, 90)),
+                p95_ms=float(np.percentile(a, 95)), mean_ms=float(a.mean()), std_ms=float(a.std()),
+                min_ms=float(a.min()), max_ms=float(a.max()))
+
+
+def peak_rss_mb():
+    # Linux: VmHWM is this process image's own peak. getrusage's ru_maxrss is not: Linux carries
+    # it across fork+exec, so a child of a large parent (edgebert with torch loaded) would
+    # report the parent's peak.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / (1024.0 * 1024.0) if sys.platform == "darwin" else kb / 1024.0  # macOS reports bytes
+
+
+class _Deadline(Exception):
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise _Deadline()
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("artifact")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--vocab-size", type=int, default=100)
+    p.add_argument("--timeout", type=float, default=0, help="give up after this many seconds (0: never)")
+    args = p.parse_args(argv)
+
+    suffix = os.path.splitext(args.artifact)[1].lower()
+    if suffix not in RUNTIMES:
+        fail("usage", "unknown artifact type %r; expected one of %s" % (suffix, ", ".join(RUNTIMES)), EXIT_USAGE)
+    if args.timeout > 0 and hasattr(signal, "setitimer"):
+        # Bounds the run on the board itself, even when the connection that started it is gone.
+        signal.signal(signal.SIGALRM, _on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, args.timeout)
+    try:
+        np, rt, dist = import_runtime(suffix)
+        loader = {".tflite": load_tflite, ".onnx": load_onnx, ".pt": load_torchscript}[suffix]
+        rng = np.random.default_rng(0)
+        t0 = time.perf_counter()
+        try:
+            run, seq = loader(rt, np, args.artifact, args, rng)
+        except _Deadline:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported as JSON, the runner names the error
+            fail("load_failed", "%s could not load %s: %s: %s" % (dist, args.artifact, type(exc).__name__, exc),
+                 EXIT_LOAD_FAILED)
+        init_ms = (time.perf_counter() - t0) * 1e3
+        timed = time.perf_counter()
+        first_ms = None
+        for k in range(args.warmup):
+            s = time.perf_counter()
+            run()
+            first_ms = (time.perf_counter() - s) * 1e3 if k == 0 else first_ms
+        ms = []
+        for _ in range(args.runs):
+            s = time.perf_counter()
+            run()
+            ms.append((time.perf_counter() - s) * 1e3)
+        timed_s = time.perf_counter() - timed
+    except _Deadline:
+        fail("timeout", "gave up after %g s (--timeout)" % args.timeout, EXIT_TIMEOUT)
+    if hasattr(signal, "setitimer"):
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    emit(dict(ok=True, runtime=dist, runtime_version=dist_version(dist, rt), threads=args.threads,
+              warmup=args.warmup, runs=args.runs, seq_len=seq, init_ms=init_ms, first_inference_ms=first_ms,
+              peak_rss_mb=peak_rss_mb(), timed_s=timed_s, device=device_model(),
+              device_info=dict(arch=platform.machine(), cpus=os.cpu_count(), python=platform.python_version(),
+                               platform=platform.platform()),
+              **stats(np, ms)))
+
+
+if __name__ == "__main__":
+    main()
