@@ -1,0 +1,124 @@
+"""What a sub-network costs to run, from its BertConfig alone (no weights): batch 1, one sequence length.
+
+These are the features the latency and memory models are fitted on: multiply-accumulates per part,
+weight bytes per precision and format, and the size of the largest set of live activations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+from .model import BertConfig
+from .spec import SubnetSpec, kept_count, kept_layers
+
+__all__ = ["Costs", "costs", "subnet_config", "EMBEDDINGS_QUANTIZED", "RUNTIME_WEIGHT_PRECISION"]
+
+_BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
+
+# Whether a format's int8 also quantizes the embedding tables (the gather weights), checked by
+# converting a vocab-30522/hidden-384 model: ORT quantize_dynamic (its registry includes Gather)
+# and ai-edge-quantizer's dynamic_wi8_afp32 both shrink 54.8 MB to about 14 MB, so the tables
+# are int8; torch.ao dynamic quantization only replaces nn.Linear, so they stay fp32.
+EMBEDDINGS_QUANTIZED = {"onnx": True, "tflite": True, "torchscript": False}
+
+# What the runtime keeps in memory for a stored precision: XNNPACK dequantizes fp16 weights to
+# fp32 when the graph is prepared (CPU inference stays fp32), so an fp16 file saves disk, not RAM.
+RUNTIME_WEIGHT_PRECISION = {("tflite", "fp16"): "fp32"}
+
+
+def subnet_config(config: BertConfig, spec: SubnetSpec) -> BertConfig:
+    """The config slice_model(model, spec) would produce, without touching weights."""
+    spec.check_fits(config.heads, config.ffn)
+    layers = kept_layers(spec.depth, config.num_layers)
+    return replace(
+        config,
+        heads=tuple(kept_count(spec.width, config.heads[i]) for i in layers),
+        ffn=tuple(kept_count(spec.width, config.ffn[i]) for i in layers),
+        source_layers=tuple(config.source_layers[i] for i in layers),
+    )
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Costs of one forward pass (batch 1, `seq_len` tokens). MACs are multiply-accumulates."""
+
+    seq_len: int
+    layers: int
+    hidden: int
+    qkv_macs: int  # query/key/value projections
+    out_macs: int  # attention output projection
+    ffn_macs: int  # FFN up and down
+    attention_macs: int  # Q·Kᵀ and probs·V: grows with seq_len², not with the weights
+    head_macs: int  # pooler + classifier (0 for sentence encoders)
+    embedding_params: int  # word/position/token-type tables: gathered, not multiplied
+    matrix_params: int  # weight matrices of layers and head (what int8 quantizes)
+    vector_params: int  # biases and LayerNorm scales, kept fp32 by every converter
+    matrix_rows: int  # output channels of all matrices: one fp32 scale each when per-channel int8
+    activation_elems: int  # largest set of tensors alive at once, in elements
+
+    @property
+    def linear_macs(self) -> int:
+        return self.qkv_macs + self.out_macs + self.ffn_macs + self.head_macs
+
+    @property
+    def total_macs(self) -> int:
+        return self.linear_macs + self.attention_macs
+
+    @property
+    def params(self) -> int:
+        return self.embedding_params + self.matrix_params + self.vector_params
+
+    def weight_bytes(self, precision: str, fmt: str | None = None, runtime: bool = False) -> int:
+        """Bytes of weights stored at `precision` by format `fmt` (runtime=True: as held in memory)."""
+        if runtime:
+            precision = RUNTIME_WEIGHT_PRECISION.get((fmt, precision), precision)
+        size = _BYTES[precision]
+        vectors = 4 * self.vector_params
+        if precision == "int8":
+            emb_size = 1 if EMBEDDINGS_QUANTIZED.get(fmt, False) else 4
+            scales = 4 * (self.matrix_rows + (self.embedding_params // self.hidden if emb_size == 1 else 0))
+            return self.matrix_params + emb_size * self.embedding_params + vectors + scales
+        return size * (self.matrix_params + self.embedding_params) + (vectors if size == 4 else 2 * self.vector_params)
+
+    def activation_bytes(self) -> int:
+        return 4 * self.activation_elems  # every runtime here keeps activations in fp32
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["linear_macs"], d["total_macs"] = self.linear_macs, self.total_macs
+        return d
+
+
+def costs(config: BertConfig, seq_len: int, spec: SubnetSpec | None = None) -> Costs:
+    """Costs of `config` (or of its sub-network `spec`) at `seq_len` tokens."""
+    if spec is not None:
+        config = subnet_config(config, spec)
+    s, h, d = seq_len, config.hidden_size, config.head_dim
+    qkv = out = ffn = attn = 0
+    matrix = rows = vectors = 0
+    peak = 0
+    for heads, width in zip(config.heads, config.ffn):
+        inner = heads * d
+        qkv += 3 * s * h * inner
+        out += s * inner * h
+        ffn += 2 * s * h * width
+        attn += 2 * s * s * inner  # scores (s×s per head, over d) and context (s×d per head, over s)
+        matrix += 4 * h * inner + 2 * h * width
+        rows += 3 * inner + h + width + h
+        vectors += 3 * inner + h + 2 * h + width + h + 2 * h
+        # Live at the widest point of each block: input + residual, q/k/v and two s×s maps per
+        # head in attention; input + residual and the FFN's pre- and post-GELU tensors in the FFN.
+        peak = max(peak, 2 * s * h + 4 * s * inner + 2 * heads * s * s, 2 * s * h + 2 * s * width)
+    head = 0
+    if config.task == "classification":
+        head = h * h + h * config.num_labels
+        matrix += head
+        rows += h + config.num_labels
+        vectors += h + config.num_labels
+    embeddings = (config.vocab_size + config.max_position_embeddings + max(config.type_vocab_size, 1)) * h
+    vectors += 2 * h  # embedding LayerNorm
+    return Costs(
+        seq_len=s, layers=config.num_layers, hidden=h, qkv_macs=qkv, out_macs=out, ffn_macs=ffn,
+        attention_macs=attn, head_macs=head, embedding_params=embeddings, matrix_params=matrix,
+        vector_params=vectors, matrix_rows=rows, activation_elems=peak + s * h,
+    )
