@@ -92,6 +92,10 @@ class BertConfig:
         archs = hf.get("architectures") or []
         is_cls = any("SequenceClassification" in a for a in archs)
         labels = tuple(id2label[k] for k in sorted(id2label, key=int)) if is_cls else ()
+        if is_cls and not labels:
+            # transformers 5 leaves the default id2label (LABEL_0..) out of config.json; its
+            # default is 2 labels. A mismatch with the classifier's weights is reported at load.
+            labels = tuple(f"LABEL_{i}" for i in range(int(hf.get("num_labels") or 2)))
         return cls(
             vocab_size=hf["vocab_size"],
             hidden_size=hidden,
