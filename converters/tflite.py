@@ -1,0 +1,137 @@
+"""TFLite: litert-torch conversion at a static (1, seq_len) shape, ai-edge-quantizer for fp16/int8, LiteRT runtime.
+
+TFLite files have one static shape, so the runtime wrapper below loops over batch rows and pads each
+row to seq_len with attention_mask 0 (or truncates it). LiteRT and its converters are an optional extra.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from edgebert._optional import require
+from edgebert.artifact import ArtifactConfig, Tolerance
+from edgebert.errors import ModelError
+from edgebert.registry import CONVERTERS
+
+from ._common import INPUT_NAMES, check_seq_len, exact_precision, example_inputs, io_facts, quiet, standard_tolerance
+
+__all__ = ["TfliteConverter"]
+
+_WHAT = "TFLite export"
+
+
+class _NamedOutput(nn.Module):
+    """Returning a dict makes litert-torch name the signature output "embeddings"/"logits", not "output_0"."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        return {self.model.output_name: self.model(input_ids, attention_mask, token_type_ids)}
+
+
+def _quantize(float_model: bytes, precision: str) -> bytes:
+    aeq = require("ai_edge_quantizer.quantizer", extra="tflite", what=_WHAT)
+    if precision == "int8":
+        recipe = require("ai_edge_quantizer.recipe", extra="tflite", what=_WHAT)
+        q = aeq.Quantizer(float_model, recipe.dynamic_wi8_afp32())
+    else:  # fp16: weights stored as float16, dequantized once at load, compute stays fp32
+        qt = aeq.qtyping
+        q = aeq.Quantizer(float_model)
+        fp16 = qt.OpQuantizationConfig(
+            weight_tensor_config=qt.TensorQuantizationConfig(num_bits=16, dtype=qt.TensorDataType.FLOAT),
+            compute_precision=qt.ComputePrecision.FLOAT, explicit_dequantize=True)
+        for op in (qt.TFLOperationName.FULLY_CONNECTED, qt.TFLOperationName.EMBEDDING_LOOKUP):
+            q.update_quantization_recipe(regex=".*", operation_name=op, op_config=fp16,
+                                         algorithm_key=aeq.AlgorithmName.FLOAT_CASTING)
+    return bytes(q.quantize(enable_progress_report=False).quantized_model)
+
+
+@CONVERTERS.register("tflite")
+class TfliteConverter:
+    suffix = ".tflite"
+    precisions = ("fp32", "fp16", "int8")
+    dynamic_shapes = False
+    runtime = "ai-edge-litert"
+
+    def convert(self, model, config: ArtifactConfig, path: Path) -> dict:
+        seq_len = check_seq_len(model, config)
+        with quiet():  # importing it prints TensorFlow/absl start-up chatter
+            litert_torch = require("litert_torch", extra="tflite", what=_WHAT)
+        sample = dict(zip(INPUT_NAMES, example_inputs(model, batch=1, seq_len=seq_len)))
+        with quiet():
+            # Keyword samples make the signature inputs input_ids/attention_mask/token_type_ids, not args_0..
+            edge = litert_torch.convert(_NamedOutput(model.eval()), sample_kwargs=sample)
+            content = edge.model_content() if callable(edge.model_content) else edge.model_content
+            content = bytes(content) if config.precision == "fp32" else _quantize(bytes(content), config.precision)
+        Path(path).write_bytes(content)
+        facts = io_facts(model, 1, seq_len, int_dtype="int32")
+        facts["notes"] = [f"static shape (1, {seq_len}): the runtime loops over batch rows and pads with attention_mask 0",
+                          "inputs are int32 (LiteRT has no int64 inputs)"]
+        if config.precision == "int8":
+            facts["notes"].append("int8: ai-edge-quantizer dynamic_wi8_afp32 (per-channel int8 weights, activations "
+                                  "quantized per row at run time)")
+        elif config.precision == "fp16":
+            facts["notes"].append("fp16: float16 weights (FULLY_CONNECTED, EMBEDDING_LOOKUP), float32 compute")
+        return facts
+
+    def load(self, path: Path, threads: int = 1):
+        return _LiteRtRuntime(Path(path), threads)
+
+    def tolerance(self, precision: str) -> Tolerance:
+        return standard_tolerance(precision)
+
+    def resolve_precision(self, requested: str):
+        return exact_precision(self, requested)
+
+    def runtime_version(self) -> str:
+        try:
+            return metadata.version("ai-edge-litert")
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+
+def _canonical_name(signature_name: str) -> str:
+    """Map a signature input name onto a canonical input, by name; `args_N` (positional export) -> Nth input."""
+    if signature_name in INPUT_NAMES:
+        return signature_name
+    positional = re.fullmatch(r"args_(\d+)", signature_name)
+    if positional and int(positional.group(1)) < len(INPUT_NAMES):
+        return INPUT_NAMES[int(positional.group(1))]
+    raise ModelError(f"TFLite input {signature_name!r} is not one of {', '.join(INPUT_NAMES)}; was this file made by edgebert?")
+
+
+def _fit(row: np.ndarray, length: int) -> np.ndarray:
+    if row.shape[1] >= length:
+        return row[:, :length]
+    return np.pad(row, ((0, 0), (0, length - row.shape[1])))  # zeros: padding token, mask 0, type 0
+
+
+class _LiteRtRuntime:
+    def __init__(self, path: Path, threads: int):
+        litert = require("ai_edge_litert.interpreter", extra="tflite", what="running TFLite artifacts")
+        self.interpreter = litert.Interpreter(model_path=str(path), num_threads=threads)
+        signatures = self.interpreter.get_signature_list()
+        if len(signatures) != 1:
+            raise ModelError(f"{path} has {len(signatures)} signatures; edgebert expects exactly one")
+        self._runner = self.interpreter.get_signature_runner(next(iter(signatures)))
+        details = self._runner.get_input_details()
+        self._inputs = {_canonical_name(name): (name, d["dtype"]) for name, d in details.items()}
+        self.seq_len = int(next(iter(details.values()))["shape"][1])
+        self.output_name = next(iter(self._runner.get_output_details()))
+        with quiet():  # the first run applies XNNPACK and prints "Created TensorFlow Lite XNNPACK delegate"
+            self({name: np.zeros((1, 1), np.int64) for name in INPUT_NAMES})
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        rows = []
+        for b in range(np.asarray(feeds["input_ids"]).shape[0]):
+            args = {name: _fit(np.asarray(feeds[canon])[b:b + 1], self.seq_len).astype(dtype)
+                    for canon, (name, dtype) in self._inputs.items()}
+            rows.append(self._runner(**args)[self.output_name])
+        return np.concatenate(rows).astype(np.float32, copy=False)
