@@ -61,12 +61,13 @@ class AdbRunner:
         return self._run("shell", command, timeout_s=timeout_s, what=what)
 
     def _raise_if_device_gone(self, stderr: str) -> None:
-        s = stderr.lower()
+        # Only adb's own messages ("adb: ..." / "error: ..."), not what the program on the phone printed.
+        s = "\n".join(ln for ln in stderr.lower().splitlines() if ln.startswith(("adb:", "error:")))
         if "unauthorized" in s:
             raise DeviceUnauthorized(_UNAUTHORIZED.format(serial=self.serial))
         if "device offline" in s:
             raise DeviceOffline(_OFFLINE.format(serial=self.serial))
-        if "no devices/emulators found" in s or ("device" in s and "not found" in s):
+        if "no devices/emulators found" in s or re.search(r"device '.*' not found", s):
             raise DeviceNotFound(f"Android device {self.serial} went away: {tail(stderr, 2)}; reconnect it")
 
     def _find_adb(self) -> str:
@@ -157,23 +158,10 @@ class AdbRunner:
             self._push(path, model, left())
             for c in companion_files(path):  # ONNX external weights keep the name the model records
                 self._push(c, f"{workdir}/{c.name}", left())
-            notes, seq_len = (), config.seq_len
-            if suffix == ".tflite":
-                exe, version = self._tool(self.options.benchmark_binary, "benchmark_model", workdir, info, left())
-                input_flags, seq_len, note = benchmark_model_input_flags(path, config.vocab_size)
-                notes = (note,) if note else ()
-                argv = [exe, f"--graph={model}", f"--num_threads={config.threads}",
-                        f"--warmup_runs={config.warmup}", f"--num_runs={config.runs}",
-                        f"--use_xnnpack={'true' if self.options.use_xnnpack else 'false'}", *input_flags]
-            else:
-                exe, version = self._tool(self.options.onnx_perf_test, "onnxruntime_perf_test", workdir, info, left())
-                argv = [exe, "-e", "cpu", "-m", "times", "-r", str(config.runs), "-x", str(config.threads), "-I",
-                        *_free_dims(path, config.seq_len), model]
-            if self.options.taskset_mask:
-                argv = ["taskset", self.options.taskset_mask, *argv]
+            argv, version, seq_len, notes = self._command(path, model, workdir, config, info, left())
             proc = self._run_tool(argv, uid, left())
             if proc.returncode in (126, 127):
-                raise BinaryMissing(f"{exe} could not be run on {self.serial} (exit {proc.returncode}): "
+                raise BinaryMissing(f"{argv[0]} could not be run on {self.serial} (exit {proc.returncode}): "
                                     f"{tail(proc.stdout + proc.stderr, 3)}")
             common = dict(where=f"adb://{self.serial}", artifact=path.name, device=info["model"],
                           device_info=info, runtime_version=version, wall_s=time.perf_counter() - start,
@@ -185,6 +173,26 @@ class AdbRunner:
             return result_from_perf_test(proc, threads=config.threads, seq_len=seq_len, **common)
         finally:
             self._remove(workdir)
+
+    def _command(self, path: Path, model: str, workdir: str, config: BenchConfig, info: dict,
+                 timeout_s: float) -> tuple[list[str], str, int | None, tuple[str, ...]]:
+        """The tool's command line for this artifact: (argv, tool version, sequence length, notes)."""
+        o = self.options
+        if path.suffix.lower() == ".tflite":
+            exe, version = self._tool(o.benchmark_binary, "benchmark_model", workdir, info, timeout_s)
+            input_flags, seq_len, note = benchmark_model_input_flags(path, config.vocab_size)
+            argv = [exe, f"--graph={model}", f"--num_threads={config.threads}", f"--warmup_runs={config.warmup}",
+                    f"--num_runs={config.runs}", f"--use_xnnpack={'true' if o.use_xnnpack else 'false'}",
+                    *input_flags]
+            notes = (note,) if note else ()
+        else:
+            exe, version = self._tool(o.onnx_perf_test, "onnxruntime_perf_test", workdir, info, timeout_s)
+            argv = [exe, "-e", "cpu", "-m", "times", "-r", str(config.runs), "-x", str(config.threads), "-I",
+                    *_free_dims(path, config.seq_len), model]
+            seq_len, notes = config.seq_len, ()
+        if o.taskset_mask:  # pin to the cores the profile names (e.g. the big cluster)
+            argv = ["taskset", o.taskset_mask, *argv]
+        return argv, version, seq_len, notes
 
     def _push(self, local: Path, remote: str, timeout_s: float) -> None:
         proc = self._run("push", str(local), remote, timeout_s=timeout_s, what=f"adb push {local.name}")

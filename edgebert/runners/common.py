@@ -15,8 +15,8 @@ __all__ = ["BENCH_SCRIPT", "check_artifact", "companion_files", "script_args", "
            "result_from_benchmark_model", "result_from_perf_test", "benchmark_model_input_flags", "model_warning"]
 
 BENCH_SCRIPT = Path(__file__).with_name("bench_script.py")
-# Exit codes of bench_script.py (kept in step with the constants at its top).
-_EXIT_MISSING_RUNTIME, _EXIT_LOAD_FAILED, _EXIT_TIMEOUT = 42, 43, 44
+# Exit codes of bench_script.py (kept in step with its constants); any other failure is a crash.
+_EXIT_MISSING_RUNTIME, _EXIT_TIMEOUT = 42, 44
 
 
 def check_artifact(path: str | Path) -> Path:
@@ -42,8 +42,11 @@ def companion_files(path: Path) -> list[Path]:
                 names.add(entry.value)
     found = []
     for name in sorted(names):
-        p = (path.parent / name)
-        if Path(name).is_absolute() or ".." in Path(name).parts or not p.is_file():
+        p = path.parent / name
+        if Path(name).name != name:  # runners copy companions flat, beside the model
+            raise UsageError(f"{path.name} keeps its weights in {name!r}, not beside it; re-export it with the "
+                             f"weights file in the same folder")
+        if not p.is_file():
             raise UsageError(f"{path.name} keeps its weights in {name!r}, which is missing beside it")
         found.append(p)
     return found
@@ -56,8 +59,7 @@ def script_args(artifact_name: str, config: BenchConfig, time_left_s: float) -> 
             "--timeout", f"{max(0.5, time_left_s * 0.9 - 1.0):.1f}"]
 
 
-def result_from_script(proc, *, where: str, artifact: str, config: BenchConfig, wall_s: float,
-                       runs_on: str, warnings: tuple[str, ...] = ()) -> BenchResult:
+def result_from_script(proc, *, where: str, artifact: str, wall_s: float, runs_on: str) -> BenchResult:
     """BenchResult from a finished bench-script process, or the named error its output explains."""
     raw = (proc.stdout or "") + (proc.stderr or "")
     try:
@@ -76,7 +78,7 @@ def result_from_script(proc, *, where: str, artifact: str, config: BenchConfig, 
             "seq_len", "init_ms", "first_inference_ms", "peak_rss_mb", "timed_s", "device", "device_info",
             "runtime", "runtime_version")
     return BenchResult(where=where, tool="edgebert bench script", artifact=artifact, wall_s=wall_s,
-                       raw_tail=tail(raw, 5), warnings=tuple(warnings),
+                       raw_tail=tail(raw, 5),
                        notes=("peak_rss_mb is the whole measuring process (Python + runtime + model)",),
                        **{k: payload.get(k) for k in keys})
 

@@ -30,7 +30,7 @@ class LocalRunner:
         # cwd is the artifact's folder so an ONNX file finds its external weights by relative name.
         proc = run_process([sys.executable, str(BENCH_SCRIPT), *script_args(str(path), config, config.timeout_s)],
                            timeout_s=config.timeout_s, what=f"the local benchmark of {path.name}", cwd=path.parent)
-        result = result_from_script(proc, where=self.target.uri, artifact=path.name, config=config,
+        result = result_from_script(proc, where=self.target.uri, artifact=path.name,
                                     wall_s=time.perf_counter() - start, runs_on="this machine")
         warning = model_warning(result.device, self.options.expected_models)
         return replace(result, warnings=result.warnings + ((warning,) if warning else ()))

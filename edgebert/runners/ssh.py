@@ -72,7 +72,8 @@ class SshRunner:
 
     def _ssh(self, remote_cmd: str, *, timeout_s: float, what: str):
         port = ["-p", str(self.target.port)] if self.target.port else []
-        argv = ["ssh", *self._common_opts(), *port, "--", self._dest(), remote_cmd]
+        # Through `sh -c`: the login shell may be fish or csh; our command lines are POSIX sh.
+        argv = ["ssh", *self._common_opts(), *port, "--", self._dest(), f"sh -c {shlex.quote(remote_cmd)}"]
         proc = run_process(argv, timeout_s=timeout_s, what=what)
         if proc.returncode == 255:  # ssh's own failures; the remote command's codes are 0-254
             raise self._connection_error(proc.stderr)
@@ -90,7 +91,7 @@ class SshRunner:
             if any(s in proc.stderr for s in _UNREACHABLE + ("Permission denied (publickey",)):
                 raise self._connection_error(proc.stderr)
             raise RunnerError(f"copying files to {self.target.uri}:{remote_dir} failed (exit {proc.returncode}); "
-                              f"is the disk full or the SFTP subsystem off? scp said:\n{tail(proc.stderr)}")
+                              f"is the board's disk full, or its SFTP subsystem off (scp uses SFTP since OpenSSH 9)? scp said:\n{tail(proc.stderr)}")
 
     def _connection_error(self, stderr: str) -> RunnerError:
         where, msg = self.target.uri, tail(stderr, 4)
@@ -102,11 +103,11 @@ class SshRunner:
         if "Host key verification failed" in stderr or "REMOTE HOST IDENTIFICATION HAS CHANGED" in stderr:
             return AuthError(f"{where}: the host key does not match the one in known_hosts: {msg}\nIf the board was "
                              f"re-flashed, remove the old key with  ssh-keygen -R {self.target.host}")
-        port = self.target.port or 22
+        port = f" (port {self.target.port})" if self.target.port else ""
+        try_cmd = f"ssh {'-p ' + str(self.target.port) + ' ' if self.target.port else ''}{self._dest()} true"
         return TargetUnreachable(
-            f"cannot reach {where} (port {port}): {msg or 'ssh failed with no message'}\nIs the board on and on "
-            f"this network, is sshd running, and are the host name and port right? "
-            f"(try: ssh -p {port} {self._dest()} true)")
+            f"cannot reach {where}{port}: {msg or 'ssh failed with no message'}\nIs the board on and on this "
+            f"network, is sshd running, and are the host name and port right? (try: {try_cmd})")
 
     # ------------------------------------------------------------ the bench call
 
@@ -140,7 +141,7 @@ class SshRunner:
                 runtime_version=_binary_version(binary), wall_s=wall, runs_on=where, notes=(note,) if note else (),
                 seq_len=seq_len)
         else:
-            result = result_from_script(proc, where=where, artifact=path.name, config=config, wall_s=wall,
+            result = result_from_script(proc, where=where, artifact=path.name, wall_s=wall,
                                         runs_on=where)
             result = replace(result, device=result.device or info["model"],
                              device_info={**_device_info(info), **result.device_info})
