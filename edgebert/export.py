@@ -54,8 +54,11 @@ def weights_sha256(model_dir: Path) -> str:
     return "0" * 64
 
 
-def validate_config(cfg: ExportConfig, max_positions: int | None = None) -> list:
+def validate_config(cfg: ExportConfig, full: Bert | None = None) -> list:
     """Check everything checkable before any work starts; returns the converter objects."""
+    max_positions = None if full is None else full.config.max_position_embeddings
+    if full is not None:
+        cfg.spec.check_fits(full.config.heads, full.config.ffn)
     if not cfg.formats:
         raise UsageError("no formats given; use --formats with some of: " + ", ".join(CONVERTERS.names()))
     if len(set(cfg.formats)) != len(cfg.formats):
@@ -178,7 +181,7 @@ def export(cfg: ExportConfig, *, progress: bool = True, extra_manifest: dict | N
 
     model_dir = resolve_model_dir(cfg.model)
     full = load_model(model_dir)
-    converters = validate_config(cfg, full.config.max_position_embeddings)
+    converters = validate_config(cfg, full)
     tokenizer = load_tokenizer(model_dir)
     bar = _Progress(len(converters) * (2 if measure else 1) + 2, enabled=progress)
     bar.step("rewire + slice")

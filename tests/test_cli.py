@@ -51,7 +51,8 @@ def test_export_json(tiny_model_dir, tmp_path):
     ],
 )
 def test_usage_errors_exit_2_without_traceback(tiny_model_dir, tmp_path, args, text):
-    r = run_cli("export", "--model", tiny_model_dir, "--out", tmp_path / "o", *args)
+    seq = [] if "--seq-len" in args else ["--seq-len", "16"]
+    r = run_cli("export", "--model", tiny_model_dir, "--out", tmp_path / "o", *seq, *args)
     assert r.returncode == 2, r.stderr
     assert text in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "o").exists()
