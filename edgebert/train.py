@@ -20,7 +20,7 @@ import shutil
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -316,6 +316,8 @@ def _load_checkpoint(work: Path, stage: str, model, opt, sched, device) -> tuple
     from safetensors.torch import load_file
 
     ck = work / "checkpoint"
+    if not ck.exists():  # a crash between _save_checkpoint's two renames leaves only the old one
+        ck = work / "checkpoint.old"
     if not (ck / "progress.json").exists():
         return 0, [], 0.0
     progress = json.loads((ck / "progress.json").read_text())
