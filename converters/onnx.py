@@ -3,7 +3,7 @@
 Measured on MiniLM (seq 128, 1 thread): saving an ORT-optimised graph gains nothing at run time (ORT
 applies the same passes when it loads the file, ~35 ms either way, session creation 165 vs 142 ms),
 and the "extended" level writes com.microsoft fused ops other runtimes cannot read. So the artifact is
-the plain exporter output, which is byte-identical across runs of the same model.
+the plain exporter output. Every precision is byte-identical across runs of the same model.
 """
 
 from __future__ import annotations

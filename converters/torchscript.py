@@ -6,6 +6,9 @@ cosine to fp32 over 8 sentences: per-tensor min 0.80 / mean 0.91, per-channel 0.
 after SmoothQuant scaling 0.96 / 0.98 -- under the 0.98 gate. (The qnnpack engine that phones use reaches
 0.98 / 0.99, but the engine is chosen by the app that loads the file, so a verified x86 figure would not
 describe it.) Requests for int8 or fp16 therefore fall back to fp32 with a note.
+
+Not byte-reproducible: torch.jit.save writes a random serialization_id and per-process name-mangling
+counters into the zip; the weights and code are the same.
 """
 
 from __future__ import annotations

@@ -50,6 +50,3 @@ def random_feeds(model, batch: int, length: int, seed: int = 0) -> dict:
     mask[-1, max(1, length // 2):] = 0  # the last row is padded: masks must be honoured
     return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
 
-
-def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))

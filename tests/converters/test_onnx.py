@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 import pytest
 
-from converter_helpers import SEQ_LEN, cosines, feeds, random_feeds, tiny_cls, tiny_embedder, tok, torch_outputs  # noqa: F401
+from converter_helpers import SEQ_LEN, feeds, random_feeds, tiny_cls, tiny_embedder, tok, torch_outputs  # noqa: F401
 from edgebert.artifact import ArtifactConfig
 from edgebert.registry import CONVERTERS
 from edgebert.tokenizer import INPUT_NAMES
