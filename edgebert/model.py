@@ -366,15 +366,8 @@ def load_model(directory: str | Path) -> Bert:
     directory = _check_dir(Path(directory))
     if not is_edgebert_dir(directory):
         return from_pretrained(directory)
-    cfg = _read_json(directory / CONFIG_FILE)
-    config = BertConfig.from_dict(cfg)
-    from safetensors.torch import load_file
-
-    path = directory / WEIGHTS_FILE
-    try:
-        state = load_file(str(path))
-    except Exception as exc:
-        raise ModelError(f"cannot read weights {path}: {type(exc).__name__}: {str(exc)[:200]}") from None
+    config = BertConfig.from_dict(_read_json(directory / CONFIG_FILE))
+    state = _read_weights(directory)
     return _load_state(Bert(config), state, directory)
 
 
