@@ -5,10 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-import torch
+import os
 
-from edgebert.model import Bert, BertConfig
+# Tiny models: one thread is faster than two fighting over a shared machine's cores (and
+# subprocesses started by tests inherit this).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from edgebert.model import Bert, BertConfig  # noqa: E402
+
+torch.set_num_threads(1)
 
 WORDS = (
     "the a an and or but not is was are were be been this that it its of to in on for with as at by from "

@@ -77,7 +77,7 @@ def test_missing_extra_message(tiny_model_dir, tmp_path, monkeypatch, capsys):
     for mod in ("litert_torch", "ai_edge_litert", "ai_edge_quantizer"):
         monkeypatch.setitem(sys.modules, mod, None)
     code = main(["export", "--model", str(tiny_model_dir), "--formats", "tflite", "--out", str(tmp_path / "o"),
-                 "--no-measure"])
+                 "--seq-len", "16", "--no-measure"])
     err = capsys.readouterr().err
     assert code == 2 and "pip install 'edgebert[tflite]'" in err
     assert not (tmp_path / "o").exists()

@@ -168,3 +168,19 @@ def test_ctrl_c_checkpoints_and_exits_130(setup):
     progress = json.loads((tmp_path / ".o.train" / "checkpoint" / "progress.json").read_text())
     assert progress["stage"] == "teacher" and 3 <= progress["step"] < 400
     assert len(progress["history"]) == progress["step"]
+
+
+@pytest.mark.slow
+def test_minilm_embedding_distillation_smoke(tmp_path, minilm_dir):
+    """The packaged MiniLM through the whole embedding recipe (one step per stage, tiny data)."""
+    from edgebert.data_sets import load_data
+
+    texts = load_data("rotten-tomatoes", split="dev", labelled=False).texts
+    (tmp_path / "train.txt").write_text("\n".join(texts[:48]) + "\n")
+    (tmp_path / "dev.txt").write_text("\n".join(texts[48:80]) + "\n")
+    out = train(TrainConfig(data=str(tmp_path / "train.txt"), eval=str(tmp_path / "dev.txt"), out=str(tmp_path / "o"),
+                            task="embedding", batch_size=8, seq_len=32, max_steps=1, rewire_texts=16), progress=False)
+    table = json.loads((out / QUALITY_FILE).read_text())
+    assert set(table) == KEYS and table["w1-d1"]["score"] > 0.999
+    assert all(0 < e["score"] <= 1 and e["n"] == 32 for e in table.values())
+    assert (out / "tokenizer.json").exists() and load_model(out).config.hidden_size == 384
