@@ -90,15 +90,17 @@ def format_export_summary(s: dict) -> str:
         f"({s['parameters'] / 1e6:.1f}M of {s['full_parameters'] / 1e6:.1f}M parameters) to {s['out']}",
     ]
     if s.get("device"):
-        lines.append(f"device {s['device']}, budget {s['budget']}")
+        b = s["budget"]
+        lines.append(f"device {s['device']}: budget {b['latency_ms']:g} ms p50, {b['memory_mb']:g} MB, "
+                     f"{b['threads']} threads, seq {b['seq_len']} (report: {s['out']}/report.md)")
     lines.append(f"{'file':<18}{'precision':<10}{'size MB':>9}{'max|diff|':>11}{'cosine':>9}"
-                 f"{'p50 ms (measured)':>19}{'p50 ms (predicted)':>20}")
+                 f"{'p50 ms measured':>17}{'p50 ms predicted':>18}  measured where")
     for a in s["artifacts"]:
         lat = a["latency_ms"]
         lines.append(
             f"{Path(a['file']).name:<18}{a['precision']:<10}{a['size_bytes'] / 1e6:>9.2f}"
             f"{_fmt(a['parity']['max_abs_diff'], '.2e'):>11}{_fmt(a['parity']['min_cosine'], '.5f'):>9}"
-            f"{_fmt(lat['measured_p50'], '.2f'):>19}{_fmt(lat['predicted_p50'], '.2f'):>20}"
+            f"{_fmt(lat['measured_p50'], '.2f'):>17}{_fmt(lat['predicted_p50'], '.2f'):>18}  {lat['measured_where'] or '-'}"
         )
         for note in a["notes"]:
             lines.append(f"  note: {note}")

@@ -15,7 +15,7 @@ from .model import WEIGHTS_FILE, Bert, load_model
 from .registry import CONVERTERS
 from .spec import SubnetSpec
 
-__all__ = ["ExportConfig", "export", "resolve_model_dir", "prepare_model", "weights_sha256"]
+__all__ = ["ExportConfig", "Loaded", "export", "load", "resolve_model_dir", "weights_sha256"]
 
 SUBNET_DIR = "subnet"  # the sliced PyTorch model in edgebert format, kept for re-verification
 
@@ -78,17 +78,35 @@ def _is_rewired(model: Bert) -> bool:
     return bool(model.config.extra.get("rewired"))
 
 
-def prepare_model(model: Bert, tokenizer, spec: SubnetSpec, do_rewire: bool, progress: bool) -> tuple[Bert, dict | None]:
-    """Rewire (if useful and not done before) and slice; returns the sub-network and the rewiring report."""
-    from .slicing import slice_model
+@dataclass
+class Loaded:
+    """A loaded source model, its tokenizer, and (once computed) its rewired version."""
 
-    report = None
-    if do_rewire and spec.width < 1.0 and not _is_rewired(model):
-        from .calibration import calibration_texts
-        from .rewire import rewire
+    model_dir: Path
+    full: Bert
+    tokenizer: object
+    rewired: Bert | None = None
+    rewiring: dict | None = None
 
-        model, report = rewire(model, calibration_texts()[:64], tokenizer, seq_len=64, progress=progress)
-    return slice_model(model, spec).eval(), report
+    def for_slicing(self, spec: SubnetSpec, do_rewire: bool, progress: bool) -> tuple[Bert, dict | None]:
+        """The model to slice: rewired once (if useful and not done before), then reused."""
+        if not do_rewire or spec.width >= 1.0 or _is_rewired(self.full):
+            return self.full, None
+        if self.rewired is None:
+            from .calibration import calibration_texts
+            from .rewire import rewire
+
+            self.rewired, self.rewiring = rewire(self.full, calibration_texts()[:64], self.tokenizer, seq_len=64,
+                                                 progress=progress)
+        return self.rewired, self.rewiring
+
+
+def load(model: str | None) -> Loaded:
+    from .tokenizer import load_tokenizer
+
+    model_dir = resolve_model_dir(model)
+    full = load_model(model_dir)
+    return Loaded(model_dir, full, load_tokenizer(model_dir))
 
 
 def _artifact_entry(conv, acfg: ArtifactConfig, requested: str, path: Path, facts: dict, parity: dict, notes: list) -> dict:
@@ -171,35 +189,39 @@ def base_manifest(model_dir: Path, full: Bert, sub: Bert, spec: SubnetSpec, rewi
     }
 
 
-def export(cfg: ExportConfig, *, progress: bool = True, extra_manifest: dict | None = None, measure=None) -> dict:
+def export(cfg: ExportConfig, *, progress: bool = True, loaded: Loaded | None = None, extra_manifest: dict | None = None,
+           measure=None, finish=None) -> dict:
     """Run the whole export; returns the manifest written to cfg.out/manifest.json.
 
-    `measure(entry, path)` (optional) adds measured figures to an artifact entry before the
-    folder is published; `extra_manifest` adds device/budget/selection sections.
+    `measure(entry, path)` (optional) adds measured figures to an artifact entry, and
+    `finish(folder, manifest)` writes extra files (the report), before the folder is published;
+    `extra_manifest` adds device/budget/selection sections.
     """
-    from .tokenizer import copy_tokenizer_files, load_tokenizer
+    from .slicing import slice_model
+    from .tokenizer import copy_tokenizer_files
 
-    model_dir = resolve_model_dir(cfg.model)
-    full = load_model(model_dir)
-    converters = validate_config(cfg, full)
-    tokenizer = load_tokenizer(model_dir)
+    loaded = loaded or load(cfg.model)
+    converters = validate_config(cfg, loaded.full)
     bar = _Progress(len(converters) * (2 if measure else 1) + 2, enabled=progress)
     bar.step("rewire + slice")
-    sub, rewiring = prepare_model(full, tokenizer, cfg.spec, cfg.rewire, progress)
+    source, rewiring = loaded.for_slicing(cfg.spec, cfg.rewire, progress)
+    sub = slice_model(source, cfg.spec).eval()
     with atomic_dir(Path(cfg.out), cfg.force) as tmp:
         sub.save(tmp / SUBNET_DIR)
-        tok_files = copy_tokenizer_files(model_dir, tmp)
-        manifest = base_manifest(model_dir, full, sub, cfg.spec, rewiring, tok_files)
+        tok_files = copy_tokenizer_files(loaded.model_dir, tmp)
+        manifest = base_manifest(loaded.model_dir, loaded.full, sub, cfg.spec, rewiring, tok_files)
         manifest.update(extra_manifest or {})
         for conv in converters:
             bar.step(f"{conv.name} {cfg.precision}: convert + verify")
-            entry = convert_and_verify(sub, tokenizer, conv, ArtifactConfig(conv.name, cfg.precision, cfg.seq_len), tmp,
-                                       cfg.threads)
+            entry = convert_and_verify(sub, loaded.tokenizer, conv, ArtifactConfig(conv.name, cfg.precision, cfg.seq_len),
+                                       tmp, cfg.threads)
             if measure is not None:
                 bar.step(f"{conv.name}: measure")
                 measure(entry, tmp / entry["file"])
             manifest["artifacts"].append(entry)
         bar.step("manifest")
+        if finish is not None:
+            finish(tmp, manifest)
         write_manifest(tmp, manifest)
     bar.close()
     return manifest

@@ -58,13 +58,20 @@ def _candidate_rows(cands: list[dict], limit: int = 25) -> list[str]:
     return rows
 
 
+def _where(m: dict, manifest: dict) -> str:
+    if m["where"] == "local" and manifest["device"]["name"] != "host":
+        return f"local: this machine ({m.get('device', '?')}), not the {manifest['device']['name']}"
+    return m["where"]
+
+
 def _artifact_rows(manifest: dict) -> list[str]:
     rows = ["| file | precision | size MB | parity max abs / min cos | predicted p50 ms | measured p50 ms (where, runs) |",
             "|---|---|---:|---|---:|---|"]
     for a in manifest["artifacts"]:
         p = a["parity"]
         pred = a["latency"]["predicted"]
-        meas = "; ".join(f"{m['p50_ms']:.2f} ({m['where']}, {m['runs']} runs)" for m in a["latency"]["measured"]) or "not measured"
+        meas = "; ".join(f"{m['p50_ms']:.2f} ({_where(m, manifest)}, {m['runs']} runs)"
+                         for m in a["latency"]["measured"]) or "not measured"
         mad = "-" if p.get("max_abs_diff") is None else f"{p['max_abs_diff']:.1e}"
         rows.append(f"| {a['file']} | {a['precision']} | {a['size_bytes'] / 1e6:.2f} | {mad} / {p.get('min_cosine', 0):.5f} | "
                     f"{'-' if pred is None else format(pred['value'], '.2f')} | {meas} |")

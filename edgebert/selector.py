@@ -113,13 +113,15 @@ def _judge(c: Candidate, budget_ms: float, memory_mb: float | None, margin: bool
     # With margin, the prediction's p90 bound must fit: the budget is a promise about the measured p50.
     lat = c.latency.upper if margin else c.latency.value
     if lat > budget_ms:
-        return Verdict(c, False, f"latency {c.latency} > budget {budget_ms:g} ms")
+        bound = f" (p90 bound {lat:.3g} ms)" if margin else ""
+        return Verdict(c, False, f"latency {c.latency}{bound} > budget {budget_ms:g} ms")
     if memory_mb is not None:
         if c.memory is None:
             return Verdict(c, False, f"no memory model for {c.format} on this device")
         mem = c.memory.upper if margin else c.memory.value
         if mem > memory_mb:
-            return Verdict(c, False, f"memory {c.memory} > limit {memory_mb:g} MB")
+            bound = f" (p90 bound {mem:.3g} MB)" if margin else ""
+            return Verdict(c, False, f"memory {c.memory}{bound} > limit {memory_mb:g} MB")
     return Verdict(c, True, f"fits: latency {c.latency}" + (f", memory {c.memory}" if c.memory else ""))
 
 

@@ -1,0 +1,162 @@
+"""`edgebert export --device D --budget B`: profile → candidates → select → export → measure → report."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .costs import costs
+from .errors import UsageError
+from .export import ExportConfig, Loaded, export, load
+from .registry import CONVERTERS
+
+__all__ = ["run_device_export", "choose", "quality_for"]
+
+# Quality cost charged to quantized candidates when the quality table holds fp32 figures only.
+# From measured parity on MiniLM (verify.py, seq 128): int8 mean cosine 0.995-0.996 to fp32,
+# fp16 1.000. Without it int8 and fp32 of one sub-network tie and the faster always wins.
+PRECISION_PENALTY = {"int8": 0.005, "fp16": 0.0005}
+
+
+def quality_for(loaded: Loaded, progress: bool) -> tuple[dict, str]:
+    """The model's measured quality table, or a proxy measured now on calibration text (and say so)."""
+    from .quality import read_table
+    from .spec import DEPTHS, WIDTHS, SubnetSpec
+
+    table = read_table(loaded.model_dir) if (loaded.model_dir / "quality.json").exists() else {}
+    if table:
+        out = {}
+        for key, row in table.items():
+            out[key] = (float(row["score"]), f"measured: {row.get('metric', 'score')} on {row.get('data', 'dev set')}"
+                                             f" (quality.json, n={row.get('n', '?')})")
+        return out, "the model's quality table (quality.json, written by `edgebert train`/`evaluate`)"
+    from .calibration import calibration_texts
+    from .selector import proxy_quality
+
+    specs = [SubnetSpec(w, d) for w in WIDTHS for d in DEPTHS]
+    model, _ = loaded.for_slicing(SubnetSpec(0.5, 1.0), True, progress)  # the rewired model, as exported
+    texts = calibration_texts()[64:]  # held out from the texts rewiring used
+    valid = []
+    for s in specs:
+        try:
+            s.check_fits(model.config.heads, model.config.ffn)
+            valid.append(s)
+        except Exception:
+            continue
+    q = proxy_quality(model, loaded.tokenizer, texts, valid, seq_len=128)
+    return q, f"proxy (this model has no quality.json): mean cosine of each sub-network's embedding to the full model's on {len(texts)} held-out calibration texts"
+
+
+def _allowed(profile, formats, quantize) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    formats = tuple(formats) if formats else tuple(f for f in profile.formats if f in CONVERTERS.names())
+    if not formats:
+        raise UsageError(f"profile {profile.name} prefers no format edgebert can write; pass --formats")
+    precisions = {}
+    for f in formats:
+        have = CONVERTERS.get(f).precisions
+        precisions[f] = tuple(p for p in have if quantize in (None, p))
+    if not any(precisions.values()):
+        raise UsageError(f"no format among {', '.join(formats)} can produce {quantize}")
+    return formats, precisions
+
+
+def choose(loaded: Loaded, profile, budget_ms: float, memory_mb: float, formats, quantize, seq_len: int, threads: int,
+           progress: bool):
+    """Enumerate, predict and select; returns (Selection, quality source)."""
+    from .selector import enumerate_candidates, select
+
+    quality, quality_source = quality_for(loaded, progress)
+    formats, precisions = _allowed(profile, formats, quantize)
+    cands = []
+    for f in formats:
+        if precisions[f]:
+            cands += enumerate_candidates(loaded.full.config, profile, [f], precisions[f], seq_len, quality,
+                                          threads=threads, precision_penalty=PRECISION_PENALTY)
+    return select(cands, budget_ms, memory_mb), quality_source
+
+
+def _selection_section(selection, quality_source: str) -> dict:
+    cands = []
+    for v in selection.verdicts:
+        c = v.candidate
+        if c.latency is None or c.quality is None:
+            continue
+        cands.append({"spec": c.spec.key, "width": c.spec.width, "depth": c.spec.depth, "format": c.format,
+                      "precision": c.precision, "predicted_latency_ms": c.latency.value,
+                      "predicted_latency_p90_bound_ms": c.latency.upper,
+                      "predicted_memory_mb": c.memory.value if c.memory else 0.0, "quality": c.quality,
+                      "fits": v.fits, "why": v.reason})
+    ch = selection.chosen
+    chosen = next(x for x in cands if x["spec"] == ch.spec.key and x["format"] == ch.format
+                  and x["precision"] == ch.precision)
+    n_fit = sum(x["fits"] for x in cands)
+    why = (f"highest quality ({ch.quality:.4f}) among the {n_fit} of {len(cands)} candidates whose predicted p90 "
+           f"bound fits {selection.budget_ms:g} ms and {selection.memory_mb:g} MB (ties go to the faster)")
+    return {"chosen": chosen, "why": why, "candidates": cands, "quality_source": quality_source,
+            "latency_source": ch.latency.source}
+
+
+def _predictor(profile, full_config, seq_len: int, threads: int):
+    """Predicted latency/memory for every artifact, in the manifest's `predicted` form."""
+    def predict(entry: dict, spec) -> None:
+        c = costs(full_config, seq_len, spec)
+        lat = profile.latency_model.predict_latency(c, entry["format"], entry["precision"], threads)
+        mem = profile.latency_model.predict_memory(c, entry["format"], entry["precision"])
+        entry["latency"]["predicted"] = lat.to_dict() if lat else None
+        entry["memory"]["predicted"] = mem.to_dict() if mem else None
+    return predict
+
+
+def _measurer(args, profile, spec, predict, seq_len: int, threads: int):
+    from .measure import measured_entry
+    from .runners import BenchConfig, RunnerOptions, run_bench
+
+    local_threads = min(threads, os.cpu_count() or 1)
+    targets = [] if args.no_measure else ["local"]
+    if args.target:
+        targets.append(args.target)
+    options = RunnerOptions(taskset_mask=profile.big_core_mask)
+
+    def measure(entry: dict, path: Path) -> None:
+        predict(entry, spec)
+        for t in targets:
+            n = local_threads if t == "local" else threads
+            r = run_bench(t, path, BenchConfig(threads=n, runs=args.runs, seq_len=seq_len), options).to_dict()
+            entry["latency"]["measured"].append(measured_entry(r))
+            if r.get("peak_rss_mb") is not None:
+                entry["memory"]["measured"].append({"kind": "measured", "peak_rss_mb": r["peak_rss_mb"],
+                                                    "where": r["where"], "runs": r["runs"]})
+    return measure
+
+
+def run_device_export(args, progress: bool = True) -> dict:
+    from .commands import export_summary
+    from .profiles import load_profile, parse_latency, parse_memory
+    from .report import write_report
+
+    if args.width is not None or args.depth is not None:
+        raise UsageError("give either --width/--depth or --device/--budget, not both (the selector picks the spec)")
+    profile = load_profile(args.device)
+    budget_ms = parse_latency(args.budget) if args.budget else profile.default_budget_ms
+    memory_mb = parse_memory(args.memory) if args.memory else profile.model_memory_mb
+    threads = args.threads or profile.default_threads
+    loaded = load(args.model)
+    selection, quality_source = choose(loaded, profile, budget_ms, memory_mb, args.formats, args.quantize,
+                                       args.seq_len, threads, progress)
+    ch = selection.chosen
+    formats = tuple(args.formats) if args.formats else (ch.format,)
+    cfg = ExportConfig(out=args.out or f"out/{profile.name}-{budget_ms:g}ms", model=args.model, spec=ch.spec,
+                       formats=formats, precision=ch.precision, seq_len=args.seq_len, force=args.force,
+                       threads=min(threads, os.cpu_count() or 1))
+    extra = {
+        "device": profile.to_dict(),
+        "budget": {"latency_ms": budget_ms, "memory_mb": memory_mb, "threads": threads, "seq_len": args.seq_len,
+                   "latency_from": "--budget" if args.budget else "profile default",
+                   "memory_from": "--memory" if args.memory else "profile model_memory_mb"},
+        "selection": _selection_section(selection, quality_source),
+    }
+    predict = _predictor(profile, loaded.full.config, args.seq_len, threads)
+    measure = _measurer(args, profile, ch.spec, predict, args.seq_len, threads)
+    manifest = export(cfg, progress=progress, loaded=loaded, extra_manifest=extra, measure=measure,
+                      finish=lambda folder, m: write_report(m, folder))
+    return export_summary(manifest, cfg.out)
