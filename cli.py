@@ -92,7 +92,100 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_MOUNTS: list = []
+def _add_profiles(sub) -> None:
+    p = sub.add_parser("profiles", help="list device profiles, or show one with the provenance of its numbers",
+                       epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("action", nargs="?", choices=("list", "show"), default="list")
+    p.add_argument("name", nargs="?", help="profile name or path to a .yaml (for `show`)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    def run(args) -> int:
+        from edgebert.commands import format_profile, format_profiles_table
+        from edgebert.profiles import list_profiles, load_profile
+
+        if args.action == "show":
+            if not args.name:
+                raise UsageError("`edgebert profiles show NAME`: give a profile name (see `edgebert profiles`)")
+            prof = load_profile(args.name)
+            print(json.dumps(prof.to_dict(), indent=2) if args.json else format_profile(prof))
+        else:
+            profs = list_profiles()
+            print(json.dumps([p.to_dict() for p in profs], indent=2) if args.json else format_profiles_table(profs))
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def _add_bench(sub) -> None:
+    from edgebert.registry import RUNNERS
+
+    p = sub.add_parser("bench", help="measure an export folder's artifacts on a target (local, ssh://, adb://)",
+                       description="Measure every artifact of an export folder on a target and record the results "
+                       f"in its manifest.json. Target kinds: {', '.join(RUNNERS.names())}.",
+                       epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folder", help="an export folder (with manifest.json)")
+    p.add_argument("--target", default="local", help="local | ssh://[user@]host[:port] | adb://[serial] (default local)")
+    _add_runner_options(p)
+    p.add_argument("--formats", type=_formats, default=None, help="only these formats (default: all in the folder)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    def run(args) -> int:
+        from edgebert.commands import format_bench, run_bench_folder
+
+        results = run_bench_folder(args, progress=not args.json and sys.stderr.isatty())
+        print(json.dumps(results, indent=2) if args.json else format_bench(results))
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def _add_runner_options(p) -> None:
+    p.add_argument("--threads", type=int, default=None, help="threads (default: the export's, else 1)")
+    p.add_argument("--runs", type=int, default=50, help="timed runs (default 50)")
+    p.add_argument("--warmup", type=int, default=5, help="warm-up runs (default 5)")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per artifact before giving up (default 300)")
+    p.add_argument("--adb", dest="adb_path", help="adb executable (default: adb on PATH)")
+    p.add_argument("--benchmark-binary", help="TFLite benchmark_model: local file to push, or a path on the device")
+    p.add_argument("--onnx-perf-test", help="onnxruntime_perf_test: local file to push, or a path on the device")
+    p.add_argument("--remote-python", help="python on the board (e.g. a venv's bin/python; default python3)")
+    p.add_argument("--identity", help="ssh private key (default: your ssh config / agent)")
+    p.add_argument("--ssh-config", help="ssh config file (default: ~/.ssh/config)")
+    p.add_argument("--taskset", help="CPU mask to pin the benchmark to on Android, e.g. f0 (default: the profile's)")
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="DynaBERT dynamic training (width, then width+depth) with distillation",
+                       epilog=_epilog() + "\n\nSeveral GPUs or machines: accelerate launch -m edgebert.train ...",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    from edgebert.train import add_train_arguments
+
+    add_train_arguments(p)
+
+    def run(args) -> int:
+        from edgebert.train import train_from_args
+
+        return train_from_args(args)
+
+    p.set_defaults(func=run)
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="measure the quality table of a dynamic model on data",
+                       epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    from edgebert.quality import add_evaluate_arguments
+
+    add_evaluate_arguments(p)
+
+    def run(args) -> int:
+        from edgebert.quality import evaluate_main
+
+        return evaluate_main(args)
+
+    p.set_defaults(func=run)
+
+
+_MOUNTS: list = [_add_profiles, _add_bench, _add_train, _add_evaluate]
+
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,8 @@ from pathlib import Path
 from .errors import UsageError
 from .spec import SubnetSpec
 
-__all__ = ["run_export", "format_export_summary", "export_summary"]
+__all__ = ["run_export", "format_export_summary", "export_summary", "run_bench_folder", "format_bench",
+           "format_profile", "format_profiles_table"]
 
 
 def _default_out(model: str | None, spec: SubnetSpec) -> str:
@@ -106,3 +107,38 @@ def format_export_summary(s: dict) -> str:
             lines.append(f"  note: {note}")
     lines.append(f"manifest: {s['manifest']}")
     return "\n".join(lines)
+
+
+def run_bench_folder(args, progress: bool = True) -> dict:
+    from .measure import bench_folder
+
+    return bench_folder(args, progress=progress)
+
+
+def format_bench(r: dict) -> str:
+    lines = [f"measured on {r['target']} ({r['folder']}/manifest.json updated)",
+             f"{'file':<16}{'prec':<6}{'p50 ms':>9}{'p90 ms':>9}{'mean ms':>9}{'runs':>6}{'thr':>4}{'peak MB':>9}  device / runtime"]
+    for x in r["results"]:
+        lines.append(f"{x['file']:<16}{x['precision']:<6}{x['p50_ms']:>9.2f}{_fmt(x.get('p90_ms'), '.2f'):>9}"
+                     f"{x['mean_ms']:>9.2f}{x['runs']:>6}{x['threads']:>4}{_fmt(x.get('peak_rss_mb'), '.1f'):>9}"
+                     f"  {x.get('device', '?')} / {x['runtime']} {x['runtime_version']}")
+        for w in x.get("warnings", []):
+            lines.append(f"  warning: {w}")
+    for sk in r["skipped"]:
+        lines.append(f"skipped {sk['file']}: {sk['why']}")
+    return "\n".join(lines)
+
+
+def format_profiles_table(profiles) -> str:
+    lines = [f"{'name':<18}{'cores':>6}{'RAM MB':>8}{'model MB':>10}{'threads':>8}{'budget':>9}  {'reach':<6}{'formats':<24}latency model"]
+    for p in profiles:
+        lm = p.latency_model
+        lines.append(f"{p.name:<18}{p.cpu.cores:>6}{p.ram_mb:>8}{p.model_memory_mb:>10g}{p.default_threads:>8}"
+                     f"{p.default_budget_ms:>7g}ms  {p.reach:<6}{','.join(p.formats):<24}{lm.source[:60]}")
+    return "\n".join(lines)
+
+
+def format_profile(p) -> str:
+    import yaml
+
+    return yaml.safe_dump(p.to_dict(), sort_keys=False, width=110)

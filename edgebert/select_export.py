@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from .costs import costs
@@ -10,7 +11,7 @@ from .errors import UsageError
 from .export import ExportConfig, Loaded, export, load
 from .registry import CONVERTERS
 
-__all__ = ["run_device_export", "choose", "quality_for"]
+__all__ = ["DeviceExport", "device_export", "run_device_export", "choose", "quality_for"]
 
 # Quality cost charged to quantized candidates when the quality table holds fp32 figures only.
 # From measured parity on MiniLM (verify.py, seq 128): int8 mean cosine 0.995-0.996 to fp32,
@@ -107,21 +108,40 @@ def _predictor(profile, full_config, seq_len: int, threads: int):
     return predict
 
 
-def _measurer(args, profile, spec, predict, seq_len: int, threads: int):
+@dataclass(frozen=True)
+class DeviceExport:
+    """One `export --device` request (also what `edgebert build` runs per matrix entry)."""
+
+    device: str
+    budget: str | None = None  # "40ms"; None: the profile's default
+    memory: str | None = None  # "150MB"; None: the profile's model_memory_mb
+    model: str | None = None
+    formats: tuple[str, ...] | None = None  # None: the chosen candidate's format
+    quantize: str | None = None  # None: the selector chooses
+    seq_len: int = 128
+    threads: int | None = None
+    out: str | None = None
+    force: bool = False
+    target: str | None = None
+    measure: bool = True
+    runs: int = 50
+
+
+def _measurer(req: DeviceExport, profile, spec, predict, seq_len: int, threads: int):
     from .measure import measured_entry
     from .runners import BenchConfig, RunnerOptions, run_bench
 
     local_threads = min(threads, os.cpu_count() or 1)
-    targets = [] if args.no_measure else ["local"]
-    if args.target:
-        targets.append(args.target)
+    targets = ["local"] if req.measure else []
+    if req.target:
+        targets.append(req.target)
     options = RunnerOptions(taskset_mask=profile.big_core_mask)
 
     def measure(entry: dict, path: Path) -> None:
         predict(entry, spec)
         for t in targets:
             n = local_threads if t == "local" else threads
-            r = run_bench(t, path, BenchConfig(threads=n, runs=args.runs, seq_len=seq_len), options).to_dict()
+            r = run_bench(t, path, BenchConfig(threads=n, runs=req.runs, seq_len=seq_len), options).to_dict()
             entry["latency"]["measured"].append(measured_entry(r))
             if r.get("peak_rss_mb") is not None:
                 entry["memory"]["measured"].append({"kind": "measured", "peak_rss_mb": r["peak_rss_mb"],
@@ -131,32 +151,45 @@ def _measurer(args, profile, spec, predict, seq_len: int, threads: int):
 
 def run_device_export(args, progress: bool = True) -> dict:
     from .commands import export_summary
-    from .profiles import load_profile, parse_latency, parse_memory
-    from .report import write_report
 
     if args.width is not None or args.depth is not None:
         raise UsageError("give either --width/--depth or --device/--budget, not both (the selector picks the spec)")
-    profile = load_profile(args.device)
-    budget_ms = parse_latency(args.budget) if args.budget else profile.default_budget_ms
-    memory_mb = parse_memory(args.memory) if args.memory else profile.model_memory_mb
-    threads = args.threads or profile.default_threads
-    loaded = load(args.model)
-    selection, quality_source = choose(loaded, profile, budget_ms, memory_mb, args.formats, args.quantize,
-                                       args.seq_len, threads, progress)
+    req = DeviceExport(device=args.device, budget=args.budget, memory=args.memory, model=args.model,
+                       formats=args.formats, quantize=args.quantize, seq_len=args.seq_len, threads=args.threads,
+                       out=args.out, force=args.force, target=args.target, measure=not args.no_measure, runs=args.runs)
+    manifest, out = device_export(req, progress=progress)
+    return export_summary(manifest, out)
+
+
+def device_export(req: DeviceExport, progress: bool = True, loaded: Loaded | None = None) -> tuple[dict, str]:
+    """Select the sub-network for req.device within its budgets and export it; returns (manifest, out folder).
+
+    Raises BudgetError (exit 3) when nothing fits, ParityError (exit 4) when an artifact fails.
+    """
+    from .profiles import load_profile, parse_latency, parse_memory
+    from .report import write_report
+
+    profile = load_profile(req.device)
+    budget_ms = parse_latency(req.budget) if req.budget else profile.default_budget_ms
+    memory_mb = parse_memory(req.memory) if req.memory else profile.model_memory_mb
+    threads = req.threads or profile.default_threads
+    loaded = loaded or load(req.model)
+    selection, quality_source = choose(loaded, profile, budget_ms, memory_mb, req.formats, req.quantize,
+                                       req.seq_len, threads, progress)
     ch = selection.chosen
-    formats = tuple(args.formats) if args.formats else (ch.format,)
-    cfg = ExportConfig(out=args.out or f"out/{profile.name}-{budget_ms:g}ms", model=args.model, spec=ch.spec,
-                       formats=formats, precision=ch.precision, seq_len=args.seq_len, force=args.force,
-                       threads=min(threads, os.cpu_count() or 1))
+    formats = tuple(req.formats) if req.formats else (ch.format,)
+    out = req.out or f"out/{profile.name}-{budget_ms:g}ms"
+    cfg = ExportConfig(out=out, model=req.model, spec=ch.spec, formats=formats, precision=ch.precision,
+                       seq_len=req.seq_len, force=req.force, threads=min(threads, os.cpu_count() or 1))
     extra = {
         "device": profile.to_dict(),
-        "budget": {"latency_ms": budget_ms, "memory_mb": memory_mb, "threads": threads, "seq_len": args.seq_len,
-                   "latency_from": "--budget" if args.budget else "profile default",
-                   "memory_from": "--memory" if args.memory else "profile model_memory_mb"},
+        "budget": {"latency_ms": budget_ms, "memory_mb": memory_mb, "threads": threads, "seq_len": req.seq_len,
+                   "latency_from": "--budget" if req.budget else "profile default",
+                   "memory_from": "--memory" if req.memory else "profile model_memory_mb"},
         "selection": _selection_section(selection, quality_source),
     }
-    predict = _predictor(profile, loaded.full.config, args.seq_len, threads)
-    measure = _measurer(args, profile, ch.spec, predict, args.seq_len, threads)
+    predict = _predictor(profile, loaded.full.config, req.seq_len, threads)
+    measure = _measurer(req, profile, ch.spec, predict, req.seq_len, threads)
     manifest = export(cfg, progress=progress, loaded=loaded, extra_manifest=extra, measure=measure,
                       finish=lambda folder, m: write_report(m, folder))
-    return export_summary(manifest, cfg.out)
+    return manifest, out
