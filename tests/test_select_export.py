@@ -1,0 +1,92 @@
+"""`edgebert export --device ... --budget ...` end to end on a tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from edgebert.cli import main
+from edgebert.manifest import validate
+
+
+def _run(capsys, *args):
+    code = main(["export", *map(str, args)])
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def test_host_export_json_manifest_validates(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "host"
+    code, stdout, err = _run(capsys, "--model", tiny_model_dir, "--device", "host", "--budget", "50ms", "--seq-len", 32,
+                             "--out", out, "--json", "--runs", 5)
+    assert code == 0, err
+    summary = json.loads(stdout)
+    m = json.loads((out / "manifest.json").read_text())
+    validate(m)
+    assert m["device"]["name"] == "host" and len(m["device"]["sha256"]) == 64
+    assert m["budget"]["latency_ms"] == 50.0
+    sel = m["selection"]
+    assert sel["chosen"]["fits"] and sel["chosen"]["predicted_latency_p90_bound_ms"] <= 50.0
+    # a tiny model fits any sane budget: the best-quality candidate (full width and depth) wins
+    assert (sel["chosen"]["width"], sel["chosen"]["depth"]) == (1.0, 1.0)
+    assert "proxy" in sel["quality_source"]
+    art = m["artifacts"][0]
+    assert art["latency"]["predicted"]["kind"] == "predicted" and "predicted" in art["latency"]["predicted"]["source"]
+    assert art["latency"]["measured"][0]["kind"] == "measured" and art["latency"]["measured"][0]["where"] == "local"
+    assert (out / "report.md").exists() and (out / "pareto.png").stat().st_size > 1000
+    assert summary["artifacts"][0]["latency_ms"]["measured_p50"] > 0
+
+
+def test_budget_picks_smaller_subnet_and_impossible_budget_exits_3(tiny_model_dir, tmp_path, capsys):
+    # A hand-made profile: a slow device on which only small sub-networks fit a mid budget.
+    import yaml
+
+    from edgebert.profiles import load_profile
+
+    host = yaml.safe_load(open(load_profile("host").path))
+    for e in host["latency_model"]["entries"]:
+        e.update(linear_gmacs_per_s=0.001, attention_gmacs_per_s=0.001, per_layer_ms=0.0, fixed_ms=1.0,
+                 expected_error=0.0, error_p90=0.0)
+    host["name"] = "slowboard"
+    prof = tmp_path / "slowboard.yaml"
+    prof.write_text(yaml.safe_dump(host))
+    code, stdout, err = _run(capsys, "--model", tiny_model_dir, "--device", prof, "--budget", "1ms", "--seq-len", 32,
+                             "--out", tmp_path / "x", "--no-measure")
+    assert code == 3, err
+    assert "fastest" in err and "--budget" in err and not (tmp_path / "x").exists()
+    code, stdout, err = _run(capsys, "--model", tiny_model_dir, "--device", prof, "--budget", "150ms", "--seq-len", 32,
+                             "--formats", "onnx", "--out", tmp_path / "y", "--no-measure", "--json")
+    assert code == 0, err
+    m = json.loads((tmp_path / "y" / "manifest.json").read_text())
+    chosen = m["selection"]["chosen"]
+    assert chosen["predicted_latency_ms"] <= 150.0
+    assert (chosen["width"], chosen["depth"]) != (1.0, 1.0)
+    assert m["subnet"]["parameters"] < m["subnet"]["full_parameters"]
+    assert m["artifacts"][0]["latency"]["measured"] == []
+
+
+@pytest.mark.parametrize("budget", ["fast", "-5ms", "0ms", "40", "40 parsecs"])
+def test_bad_budget_is_usage_error(tiny_model_dir, tmp_path, capsys, budget):
+    code, _, err = _run(capsys, "--model", tiny_model_dir, "--device", "host", "--budget", budget, "--out", tmp_path / "o")
+    assert code == 2 and budget in err and not (tmp_path / "o").exists()
+
+
+def test_unknown_device_lists_known(tiny_model_dir, tmp_path, capsys):
+    code, _, err = _run(capsys, "--model", tiny_model_dir, "--device", "nokia3310", "--out", tmp_path / "o")
+    assert code == 2 and "nokia3310" in err and "pixel6" in err and "raspberry-pi-4" in err
+
+
+def test_width_and_device_together_is_an_error(tiny_model_dir, tmp_path, capsys):
+    code, _, err = _run(capsys, "--model", tiny_model_dir, "--device", "host", "--width", "0.5", "--out", tmp_path / "o")
+    assert code == 2 and "not both" in err
+
+
+def test_profiles_command(capsys):
+    assert main(["profiles"]) == 0
+    out = capsys.readouterr().out
+    for name in ("pixel6", "pixel8", "galaxy-s23", "raspberry-pi-4", "raspberry-pi-5", "jetson-orin-nano", "host"):
+        assert name in out
+    assert main(["profiles", "show", "raspberry-pi-4", "--json"]) == 0
+    prof = json.loads(capsys.readouterr().out)
+    assert prof["latency_model"]["entries"] and prof["latency_model"]["source"]
