@@ -8,9 +8,10 @@ measurements (`fit`), or derived from published figures for devices edgebert can
 thread count without its own coefficients is scaled from the nearest one with
 speedup(n) = 1 + (n - 1) · parallel_efficiency.
 
-    peak_mb = weight_factor · runtime weight bytes + activation_factor · activation bytes + overhead_mb
+    peak_mb = weight_factor · matrix bytes + embedding_factor · table bytes
+              + activation_factor · activation bytes + overhead_mb
 
-per format. Every prediction carries its source and its expected error (median and p90 of the
+per (format, precision), weights counted at the precision the runtime holds them in. Every prediction carries its source and its expected error (median and p90 of the
 |relative error| of the fit, or the stated uncertainty of an estimate).
 """
 
@@ -86,16 +87,19 @@ class LatencyEntry:
 @dataclass(frozen=True)
 class MemoryEntry:
     format: str
-    weight_factor: float  # runtimes may hold weights twice (file mapping + packed copy)
+    precision: str  # "" = any precision of the format
+    weight_factor: float  # matrices: runtimes may hold them twice (file mapping + packed copy)
+    embedding_factor: float  # tables: memory-mapped ones are only partly resident
     activation_factor: float  # how far the runtime's arena is from the live-set estimate
-    overhead_mb: float  # runtime code and buffers that do not grow with the model
+    overhead_mb: float  # runtime buffers that do not grow with the model
     expected_error: float
     error_p90: float
     provenance: dict = field(default_factory=dict, compare=False)
 
     def predict_mb(self, c: Costs, precision: str) -> float:
-        w = c.weight_bytes(precision, self.format, runtime=True)
-        return (self.weight_factor * w + self.activation_factor * c.activation_bytes()) / 1e6 + self.overhead_mb
+        matrices, tables = c.weight_parts(precision, self.format, runtime=True)
+        return (self.weight_factor * matrices + self.embedding_factor * tables
+                + self.activation_factor * c.activation_bytes()) / 1e6 + self.overhead_mb
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -149,9 +153,11 @@ class LatencyModel:
         return Prediction(ms, "ms", f"predicted: {origin} [{where}]", err, p90)
 
     def predict_memory(self, c: Costs, fmt: str, precision: str) -> Prediction | None:
-        m = next((m for m in self.memory if m.format == fmt), None)
-        if m is None:
+        # Runtimes differ by precision too (LiteRT keeps fp16 weights mapped, dequantized and packed).
+        same = [m for m in self.memory if m.format == fmt and m.precision in (precision, "")]
+        if not same:
             return None
+        m = min(same, key=lambda m: m.precision == "")
         origin = m.provenance.get("source") or self.source
         return Prediction(m.predict_mb(c, precision), "MB", f"predicted: {origin} [{fmt} memory model]",
                           m.expected_error, m.error_p90)
@@ -159,11 +165,11 @@ class LatencyModel:
     def merged(self, other: "LatencyModel", note: str) -> "LatencyModel":
         """`other`'s entries replace ours with the same key; the rest of ours stay (calibration overrides)."""
         keys = {e.key for e in other.entries}
-        mem = {m.format for m in other.memory}
+        mem = {(m.format, m.precision) for m in other.memory}
         return replace(
             self,
             entries=tuple(e for e in self.entries if e.key not in keys) + other.entries,
-            memory=tuple(m for m in self.memory if m.format not in mem) + other.memory,
+            memory=tuple(m for m in self.memory if (m.format, m.precision) not in mem) + other.memory,
             parallel_efficiency=other.parallel_efficiency,
             source=f"{other.source or self.source} ({note})",
         )
@@ -287,8 +293,20 @@ def fit(measurements: list[Measurement], device: str = "host", source: str | Non
                         device=device, source=source)
 
 
+# With every measurement at one sequence length the activation column cannot be told apart from the
+# others; this prior (arena plus temporaries about 1.5x the live set) is used instead.
+_ACTIVATION_PRIOR = 1.5
+_FEW_POINTS_ERROR = 0.2
+
+
 def fit_memory(measurements: list[Measurement], source: str, today: str | None = None) -> tuple[MemoryEntry, ...]:
-    """Fit weight/activation factors and overhead per format from measurements with peak_mb."""
+    """Fit memory entries per (format, precision) from measurements with peak_mb.
+
+    One joint fit per format: a matrix factor for each precision (runtimes hold some precisions
+    more than once), shared table and activation factors and overhead. Within one precision the
+    tables are the same size for every sub-network, so only sharing them across precisions (whose
+    table sizes differ) tells tables from overhead.
+    """
     today = today or date.today().isoformat()
     groups: dict[str, list[Measurement]] = {}
     for m in measurements:
@@ -296,15 +314,32 @@ def fit_memory(measurements: list[Measurement], source: str, today: str | None =
             groups.setdefault(m.format, []).append(m)
     out = []
     for fmt, ms in sorted(groups.items()):
-        a = np.array([[m.costs.weight_bytes(m.precision, fmt, runtime=True) / 1e6, m.costs.activation_bytes() / 1e6, 1.0]
-                      for m in ms])
-        b = np.array([m.peak_mb for m in ms])
-        x = nnls(a, b)
-        med, p90 = _errors(a @ x, b)
-        out.append(MemoryEntry(
-            format=fmt, weight_factor=float(x[0]), activation_factor=float(x[1]), overhead_mb=float(x[2]),
-            expected_error=med, error_p90=p90,
-            provenance={"source": source, "date": today, "method": f"fitted by NNLS on {len(ms)} measurements",
-                        "fit": {"median_abs_rel_error": round(med, 4), "p90_abs_rel_error": round(p90, 4)}},
-        ))
+        precisions = sorted({m.precision for m in ms})
+        rows = []
+        for m in ms:
+            matrices, tables = m.costs.weight_parts(m.precision, fmt, runtime=True)
+            rows.append([matrices / 1e6 if p == m.precision else 0.0 for p in precisions]
+                        + [tables / 1e6, m.costs.activation_bytes() / 1e6, 1.0])
+        a, b = np.array(rows), np.array([m.peak_mb for m in ms])
+        act = len(precisions) + 1
+        one_seq = len({m.seq_len for m in ms}) == 1
+        if one_seq:
+            keep = [i for i in range(a.shape[1]) if i != act]
+            x = np.insert(nnls(a[:, keep], b - _ACTIVATION_PRIOR * a[:, act]), act, _ACTIVATION_PRIOR)
+        else:
+            x = nnls(a, b)
+        pred = a @ x
+        method = f"joint NNLS fit on {len(ms)} {fmt} measurements" + (
+            f" (one sequence length: activation factor fixed at {_ACTIVATION_PRIOR})" if one_seq else "")
+        for i, precision in enumerate(precisions):
+            idx = [j for j, m in enumerate(ms) if m.precision == precision]
+            med, p90 = _errors(pred[idx], b[idx])
+            if len(idx) < 4:  # a factor fitted to so few points says little about its error elsewhere
+                med, p90 = max(med, _FEW_POINTS_ERROR), max(p90, 2 * _FEW_POINTS_ERROR)
+            out.append(MemoryEntry(
+                format=fmt, precision=precision, weight_factor=float(x[i]), embedding_factor=float(x[act - 1]),
+                activation_factor=float(x[act]), overhead_mb=float(x[act + 1]), expected_error=med, error_p90=p90,
+                provenance={"source": source, "date": today, "method": method, "n": len(idx),
+                            "fit": {"median_abs_rel_error": round(med, 4), "p90_abs_rel_error": round(p90, 4)}},
+            ))
     return tuple(out)

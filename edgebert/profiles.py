@@ -303,18 +303,24 @@ def _read_latency_model(r: _Reader, d: dict, device: str) -> LatencyModel:
         if not isinstance(m, dict):
             raise r.fail(where, "a mapping of format, weight_factor, activation_factor, overhead_mb", m)
         err = r.positive(m, "expected_error", where, allow_zero=True)
+        weight_factor = r.positive(m, "weight_factor", where, allow_zero=True)
+        precision = r.get(m, "precision", where, str, f"one of {', '.join(PRECISIONS)}", required=False, default="")
+        if precision and precision not in PRECISIONS:
+            raise r.fail(f"{where}.precision", f"one of {', '.join(PRECISIONS)} (or left out: any)", precision)
         memory.append(MemoryEntry(
-            format=r.get(m, "format", where, str, "a format name"),
-            weight_factor=r.positive(m, "weight_factor", where, allow_zero=True),
+            format=r.get(m, "format", where, str, "a format name"), precision=precision,
+            weight_factor=weight_factor,
+            embedding_factor=r.positive(m, "embedding_factor", where, allow_zero=True, required=False,
+                                        default=weight_factor),
             activation_factor=r.positive(m, "activation_factor", where, allow_zero=True),
             overhead_mb=r.positive(m, "overhead_mb", where, allow_zero=True),
             expected_error=err,
             error_p90=r.positive(m, "error_p90", where, allow_zero=True, required=False, default=2 * err),
             provenance=_provenance(r, m, where),
         ))
-    eff = r.positive(d, "parallel_efficiency", "latency_model", required=False, default=0.8)
+    eff = r.positive(d, "parallel_efficiency", "latency_model", required=False, default=0.8, allow_zero=True)
     if eff > 1:
-        raise r.fail("latency_model.parallel_efficiency", "a number in (0, 1]", eff)
+        raise r.fail("latency_model.parallel_efficiency", "a number in [0, 1]", eff)
     return LatencyModel(entries=tuple(entries), memory=tuple(memory), parallel_efficiency=eff, device=device,
                         source=r.get(d, "source", "latency_model", str, "a one-line summary of where the "
                                      "coefficients come from"))

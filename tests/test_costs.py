@@ -64,8 +64,11 @@ def test_bytes_shrink_with_int8_and_follow_each_converter_on_embeddings():
     assert int8_onnx < int8_ts < fp32
     assert int8_onnx < 0.3 * fp32  # ≈ 1 byte per weight plus fp32 biases and scales
     assert int8_ts - int8_onnx > 2.9 * c.embedding_params  # torch.ao keeps the tables fp32
-    # XNNPACK runs fp16 weights in fp32: the file halves, the memory does not.
+    # XNNPACK and ORT's CPU kernels run fp16 weights in fp32: the file halves, the memory does not.
     assert c.weight_bytes("fp16", "tflite", runtime=True) == fp32
+    assert c.weight_bytes("fp16", "onnx", runtime=True) == fp32
+    matrices, tables = c.weight_parts("int8", "torchscript")
+    assert tables == 4 * c.embedding_params and matrices + tables == int8_ts
 
 
 def test_activation_estimate_covers_attention_maps():

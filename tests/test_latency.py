@@ -92,20 +92,34 @@ def test_infinite_rate_means_no_cost():
     assert e.predict_ms(c) == pytest.approx(c.linear_macs / 10.0 / 1e6)
 
 
-def test_memory_fit_and_prediction():
-    true = MemoryEntry("onnx", 1.5, 2.0, 12.0, 0.0, 0.0)
+def _memory_measurements(true, seqs):
     ms = []
     for w in WIDTHS:
-        for s in (32, 128):
+        for s in seqs:
             for p in ("fp32", "int8"):
                 c = costs(CFG, s, SubnetSpec(w, 1.0))
-                ms.append(Measurement(c, "onnx", p, 1, 1.0, peak_mb=true.predict_mb(c, p)))
-    (m,) = fit_memory(ms, source="test")
-    assert (m.weight_factor, m.activation_factor, m.overhead_mb) == pytest.approx((1.5, 2.0, 12.0), rel=1e-6)
-    model = LatencyModel(memory=(m,), source="x")
+                ms.append(Measurement(c, true.format, p, 1, 1.0, peak_mb=true.predict_mb(c, p)))
+    return ms
+
+
+def test_memory_fit_and_prediction():
+    true = MemoryEntry("onnx", "", 1.5, 0.5, 2.0, 12.0, 0.0, 0.0)
+    fitted = fit_memory(_memory_measurements(true, (32, 256)), source="test")
+    assert [m.precision for m in fitted] == ["fp32", "int8"]
+    for m in fitted:
+        got = (m.weight_factor, m.embedding_factor, m.activation_factor, m.overhead_mb)
+        assert got == pytest.approx((1.5, 0.5, 2.0, 12.0), rel=1e-6)
+    model = LatencyModel(memory=fitted, source="x")
     pred = model.predict_memory(costs(CFG, 64), "onnx", "int8")
     assert pred.unit == "MB" and pred.value > 12.0 and "memory model" in pred.source
     assert model.predict_memory(costs(CFG, 64), "tflite", "int8") is None
+
+
+def test_memory_fit_at_one_sequence_length_uses_the_activation_prior():
+    true = MemoryEntry("tflite", "", 2.0, 0.1, 1.5, 3.0, 0.0, 0.0)
+    m, _ = fit_memory(_memory_measurements(true, (128,)), source="test")
+    assert m.activation_factor == 1.5 and "fixed" in m.provenance["method"]
+    assert (m.weight_factor, m.embedding_factor, m.overhead_mb) == pytest.approx((2.0, 0.1, 3.0), rel=1e-6)
 
 
 def test_merge_replaces_only_the_calibrated_keys():

@@ -94,7 +94,7 @@ def test_candidates_without_quality_or_coefficients_are_kept_but_never_chosen():
 def _profile(formats=("tflite", "onnx")):
     entries = tuple(LatencyEntry(f, p, 2, rate, 5.0, 0.05, 0.2, 0.05, 0.1, {"source": "test"})
                     for f, rate in (("onnx", 20.0), ("tflite", 25.0)) for p in ("fp32", "int8"))
-    memory = tuple(MemoryEntry(f, 1.0, 1.0, 5.0, 0.1, 0.2, {"source": "test"}) for f in ("onnx", "tflite"))
+    memory = tuple(MemoryEntry(f, "", 1.0, 1.0, 1.0, 5.0, 0.1, 0.2, {"source": "test"}) for f in ("onnx", "tflite"))
     return DeviceProfile(
         name="test", description="test", cpu=Cpu((CpuCluster(2, "x", 2.0),)), ram_mb=1000, model_memory_mb=100,
         default_threads=2, formats=formats, runtime="r", reach="local", default_budget_ms=10,
