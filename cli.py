@@ -184,7 +184,38 @@ def _add_evaluate(sub) -> None:
     p.set_defaults(func=run)
 
 
-_MOUNTS: list = [_add_profiles, _add_bench, _add_train, _add_evaluate]
+def _add_build(sub) -> None:
+    p = sub.add_parser("build", help="build every (device, budget) of an edgebert.toml: cached, reproducible, "
+                       "with index.json", description="Export the sub-network chosen for each (device, budget) entry "
+                       "of a build config into its own folder, skip entries whose inputs did not change, and write "
+                       "index.json. Exit 3 lists the entries that fit no candidate; exit 4 a parity failure.",
+                       epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", help="the build config, e.g. edgebert.toml (see examples/edgebert.toml)")
+    p.add_argument("--only", action="append", metavar="NAME",
+                   help="only this entry (its folder name) or device; repeat or comma-separate")
+    p.add_argument("--check", action="store_true",
+                   help="re-verify the built artifacts (files, sha256, parity) against their manifests; build nothing")
+    p.add_argument("--no-cache", action="store_true", help="rebuild the selected entries even if nothing changed")
+    p.add_argument("--out", help="output folder (default: [output] dir of the config, relative to the config)")
+    p.add_argument("--json", action="store_true", help="print index.json (with --check: the check report) on stdout")
+
+    def run(args) -> int:
+        from edgebert.build import build, check, format_check, format_summary
+        from edgebert.build_config import load_build_config
+
+        cfg = load_build_config(args.config, out=args.out)
+        if args.check:
+            report = check(cfg, args.only)
+            print(json.dumps(report, indent=2) if args.json else format_check(report))
+            return report["exit_code"]
+        index = build(cfg, args.only, no_cache=args.no_cache, progress=not args.json and sys.stderr.isatty())
+        print(json.dumps(index, indent=2) if args.json else format_summary(index))
+        return index["exit_code"]
+
+    p.set_defaults(func=run)
+
+
+_MOUNTS: list = [_add_profiles, _add_bench, _add_train, _add_evaluate, _add_build]
 
 
 

@@ -1,0 +1,270 @@
+"""`edgebert build` on a tiny model: matrix, cache, reproducible bytes, --check, exit codes, index.json."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import make_tiny_model, save_tiny_model_dir
+from edgebert.cli import main
+
+FORMATS = ("onnx", "tflite", "torchscript")
+# Files that must come out byte-identical from the same inputs. manifest.json, report.md and pareto.png
+# hold timestamps and timings; subnet/model.safetensors is compared by content (see safetensors_content).
+REPRODUCIBLE = ("model.onnx", "model.tflite", "model.pt", "subnet/edgebert_config.json", "vocab.txt", "tokenizer.json")
+
+
+def write_board(folder: Path, name: str, memory_mb: int = 100) -> Path:
+    """A device profile the tiny model fits in a few ms: every format at fp32, one thread."""
+    prov = {"source": "test coefficients", "date": "2026-01-01"}
+    doc = {"name": name, "description": "a test board", "detect": True, "model_memory_mb": memory_mb,
+           "default_threads": 1, "formats": list(FORMATS), "runtime": "test", "reach": "local", "default_budget_ms": 20,
+           "latency_model": {"kind": "linear-v1", "source": "test coefficients",
+                             "entries": [{"format": f, "precision": "fp32", "threads": 1, "linear_gmacs_per_s": 10,
+                                          "attention_gmacs_per_s": 5, "per_layer_ms": 0.1, "fixed_ms": 1,
+                                          "expected_error": 0.1, "provenance": prov} for f in FORMATS],
+                             "memory": [{"format": f, "weight_factor": 1.0, "activation_factor": 2.0, "overhead_mb": 1,
+                                         "expected_error": 0.1, "provenance": prov} for f in FORMATS]}}
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def write_config(folder: Path, body: str, formats=FORMATS) -> Path:
+    path = folder / "edgebert.toml"
+    path.write_text(f'model = "tiny"\nformats = {json.dumps(list(formats))}\nseq_len = 16\nquantize = "fp32"\n'
+                    f'[output]\ndir = "dist"\n{body}')
+    return path
+
+
+def make_project(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    save_tiny_model_dir(folder / "tiny", make_tiny_model())
+    write_board(folder, "board-a")
+    write_board(folder, "board-b")
+    return folder
+
+
+MATRIX = '[matrix."board-a.yaml"]\nlatency = "40ms"\n[matrix."board-b.yaml"]\nlatency = ["40ms"]\n'
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, str]]:
+    return {p.relative_to(folder).as_posix(): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def safetensors_content(path: Path) -> tuple[dict, bytes]:
+    """(header, tensor bytes): safetensors writes its __metadata__ keys in a Rust HashMap's random order."""
+    data = path.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    return json.loads(data[8:8 + n]), data[8 + n:]
+
+
+def index_of(out: Path) -> dict:
+    return json.loads((out / "index.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A two-device matrix, every format, built once for the tests that only read it."""
+    root = make_project(tmp_path_factory.mktemp("build"))
+    cfg = write_config(root, MATRIX)
+    assert main(["build", str(cfg)]) == 0
+    return cfg
+
+
+def test_matrix_builds_every_entry_with_an_index(built):
+    out = built.parent / "dist"
+    index = index_of(out)
+    assert [e["name"] for e in index["entries"]] == ["board-a-40ms", "board-b-40ms"]
+    assert index["exit_code"] == 0 and index["counts"] == {"built": 2}
+    for e in index["entries"]:
+        assert e["status"] == "built" and e["budget"]["latency_ms"] == 40 and e["spec"]["width"] > 0
+        assert e["chosen"]["predicted_latency_ms"] > 0
+        assert [a["format"] for a in e["artifacts"]] == list(FORMATS)
+        manifest = json.loads((out / e["folder"] / "manifest.json").read_text())
+        assert manifest["build"]["cache_key"] == e["cache_key"]
+        for a in e["artifacts"]:
+            path = out / a["file"]
+            assert a["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+            assert a["size_bytes"] == path.stat().st_size and a["parity"]["passed"]
+            assert a["latency"]["predicted"]["value"] > 0 and a["latency"]["measured"] == []  # kept apart
+            assert a["byte_reproducible"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging folders left
+
+
+def test_second_build_is_a_cache_hit_and_changes_nothing(built, capsys):
+    out = built.parent / "dist"
+    before = {f: snapshot(out / f) for f in ("board-a-40ms", "board-b-40ms")}
+    assert main(["build", str(built), "--json"]) == 0
+    index = json.loads(capsys.readouterr().out)
+    assert index == index_of(out)
+    assert [e["status"] for e in index["entries"]] == ["cached", "cached"]
+    assert {f: snapshot(out / f) for f in before} == before
+
+
+def test_no_cache_rebuild_is_byte_identical(built, tmp_path):
+    # Same process as the first build: TorchScript's mangled class names differ, the normalised zip does not.
+    out = built.parent / "dist"
+    assert main(["build", str(built), "--no-cache", "--only", "board-a-40ms", "--out", str(tmp_path)]) == 0
+    for rel in REPRODUCIBLE:
+        a, b = out / "board-a-40ms" / rel, tmp_path / "board-a-40ms" / rel
+        assert a.read_bytes() == b.read_bytes(), rel
+    subnet = "board-a-40ms/subnet/model.safetensors"
+    assert safetensors_content(out / subnet) == safetensors_content(tmp_path / subnet)
+    manifest = json.loads((tmp_path / "board-a-40ms" / "manifest.json").read_text())
+    ts = next(a for a in manifest["artifacts"] if a["format"] == "torchscript")
+    assert any("zip normalised" in n for n in ts["notes"])
+    assert index_of(tmp_path)["entries"][1]["status"] == "skipped"  # not asked for, not built
+
+
+def test_check_passes_then_names_a_tampered_artifact(built, tmp_path, capsys):
+    out = tmp_path / "dist"
+    shutil.copytree(built.parent / "dist", out)
+    assert main(["build", str(built), "--check", "--out", str(out)]) == 0
+    target = out / "board-b-40ms" / "model.onnx"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    target.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert main(["build", str(built), "--check", "--out", str(out)]) == 4
+    text = capsys.readouterr().out
+    assert "board-b-40ms: mismatch" in text and "board-b-40ms/model.onnx sha256 differs" in text
+    assert "board-a-40ms: ok" in text
+
+
+def test_check_catches_a_parity_regression(built, tmp_path, capsys, monkeypatch):
+    from edgebert.registry import CONVERTERS
+
+    conv = CONVERTERS.get("tflite")
+    real = conv.load
+    monkeypatch.setattr(conv, "load", lambda self, path, threads=1: (lambda feeds: real(self, path, threads)(feeds) + 0.5))
+    assert main(["build", str(built), "--check", "--only", "board-a"]) == 4
+    assert "board-a-40ms/model.tflite" in capsys.readouterr().out
+
+
+def test_editing_a_budget_rebuilds_only_that_entry(tmp_path, monkeypatch):
+    from edgebert import select_export
+
+    root = make_project(tmp_path)
+    calls = []
+    real = select_export.quality_for
+    monkeypatch.setattr(select_export, "quality_for", lambda *a: calls.append(1) or real(*a))
+    cfg = write_config(root, MATRIX, formats=("torchscript",))
+    assert main(["build", str(cfg)]) == 0
+    assert len(calls) == 1  # the proxy quality table is measured once per build, not per entry
+    out = root / "dist"
+    a_before, b_before = snapshot(out / "board-a-40ms"), snapshot(out / "board-b-40ms")
+    write_config(root, MATRIX.replace('latency = ["40ms"]', 'latency = ["40ms"]\nmemory = "90MB"'),
+                 formats=("torchscript",))
+    assert main(["build", str(cfg)]) == 0
+    rows = {e["name"]: e for e in index_of(out)["entries"]}
+    assert rows["board-a-40ms"]["status"] == "cached" and snapshot(out / "board-a-40ms") == a_before
+    assert rows["board-b-40ms"]["status"] == "built" and rows["board-b-40ms"]["reason"] == "inputs changed: budget"
+    assert rows["board-b-40ms"]["budget"]["memory_mb"] == 90 and snapshot(out / "board-b-40ms") != b_before
+
+
+def test_impossible_budget_exits_3_and_keeps_the_other_entry(tmp_path, capsys):
+    root = make_project(tmp_path)
+    cfg = write_config(root, '[matrix."board-a.yaml"]\nlatency = "40ms"\n[[entry]]\ndevice = "board-b.yaml"\n'
+                             'latency = "0.5ms"\n', formats=("torchscript",))
+    assert main(["build", str(cfg)]) == 3
+    text = capsys.readouterr().out
+    assert "over-budget: board-b-0.5ms: no candidate fits 0.5 ms" in text
+    out = root / "dist"
+    rows = {e["name"]: e for e in index_of(out)["entries"]}
+    assert rows["board-a-40ms"]["status"] == "built" and (out / "board-a-40ms" / "model.pt").is_file()
+    assert rows["board-b-0.5ms"]["status"] == "over-budget" and "--budget of at least" in rows["board-b-0.5ms"]["message"]
+    assert not (out / "board-b-0.5ms").exists()
+    # Unchanged inputs: the verdict is reused without loading the model, and the exit code stays 3.
+    assert main(["build", str(cfg)]) == 3
+    assert [e["status"] for e in index_of(out)["entries"]] == ["cached", "over-budget"]
+    assert main(["build", str(cfg), "--check"]) == 3
+
+
+def test_parity_failure_exits_4_and_keeps_the_other_entry(tmp_path, monkeypatch, capsys):
+    from edgebert.registry import CONVERTERS
+
+    conv = CONVERTERS.get("torchscript")
+    real = conv.load
+
+    def broken_for_board_b(self, path, threads=1):
+        run = real(self, path, threads)
+        return (lambda feeds: run(feeds) + 0.5) if "board-b" in str(path) else run
+
+    monkeypatch.setattr(conv, "load", broken_for_board_b)
+    root = make_project(tmp_path)
+    cfg = write_config(root, MATRIX, formats=("torchscript",))
+    assert main(["build", str(cfg)]) == 4
+    out = root / "dist"
+    rows = {e["name"]: e for e in index_of(out)["entries"]}
+    assert rows["board-a-40ms"]["status"] == "built" and (out / "board-a-40ms" / "manifest.json").is_file()
+    assert rows["board-b-40ms"]["status"] == "failed" and "model.pt" in rows["board-b-40ms"]["message"]
+    assert rows["board-b-40ms"]["exit_code"] == 4 and not (out / "board-b-40ms").exists()
+
+
+@pytest.mark.parametrize(
+    "body, text",
+    [
+        ('[[entry]]\nlatency = "40ms"\n', "[[entry]] #1 device: missing"),
+        ('seq_len_typo = 3\n[matrix."board-a.yaml"]\n', "unknown key 'seq_len_typo'"),
+        ('[matrix."board-a.yaml"]\nlatency = 40\n', "[matrix.board-a.yaml] latency: expected a latency budget"),
+        ('[matrix.pixel99]\nlatency = "40ms"\n', "known devices: galaxy-s23"),
+        ('[matrix."board-a.yaml"]\nlatency = "40 parsecs"\n', "latency budget '40 parsecs' is not understood"),
+        ('[matrix."board-a.yaml"]\nlatency = "40ms"\nmemory = ["1MB", "2MB"]\n', "two entries would write folder"),
+        ('[output]\nfolder = "{device}-{chip}"\n[matrix."board-a.yaml"]\n', "[output] folder: expected placeholders"),
+    ],
+)
+def test_config_errors_exit_2_before_any_folder(tmp_path, capsys, body, text):
+    root = make_project(tmp_path)
+    if body.startswith("[output]"):
+        (root / "edgebert.toml").write_text(f'model = "tiny"\n{body}')
+    else:
+        write_config(root, body)
+    assert main(["build", str(root / "edgebert.toml")]) == 2
+    err = capsys.readouterr().err
+    assert "edgebert.toml" in err and text in err, err
+    assert not (root / "dist").exists()
+
+
+@pytest.mark.parametrize(
+    "head, text",
+    [
+        ('formats = ["onnx", "coreml"]\n', "formats: expected formats from: onnx, tflite, torchscript, got 'coreml'"),
+        ('seq_len = "16"\n', "seq_len: expected an integer >= 8, got '16'"),
+        ('model = "nowhere"\n', "model: expected an existing model folder"),
+    ],
+)
+def test_top_level_config_errors(tmp_path, capsys, head, text):
+    root = make_project(tmp_path)
+    (root / "edgebert.toml").write_text(head + '[matrix."board-a.yaml"]\nlatency = "40ms"\n')
+    assert main(["build", str(root / "edgebert.toml")]) == 2
+    assert text in capsys.readouterr().err
+    assert not (root / "dist").exists()
+
+
+def test_unknown_only_lists_entries(tmp_path, capsys):
+    root = make_project(tmp_path)
+    cfg = write_config(root, MATRIX)
+    assert main(["build", str(cfg), "--only", "pixel6"]) == 2
+    assert "entries: board-a-40ms, board-b-40ms" in capsys.readouterr().err
+    assert not (root / "dist").exists()
+
+
+def test_subprocess_json_and_help(tmp_path):
+    root = make_project(tmp_path)
+    cfg = write_config(root, '[[entry]]\ndevice = "board-a.yaml"\nfolder = "a"\n', formats=("torchscript",))
+    cmd = [sys.executable, "-m", "edgebert.cli", "build"]
+    r = subprocess.run(cmd + ["--help"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "--check" in r.stdout and "exit codes" in r.stdout
+    r = subprocess.run(cmd + [str(cfg), "--json"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == index_of(root / "dist")
+    assert "[1/1] a: built" in r.stderr and "Traceback" not in r.stderr
