@@ -184,6 +184,37 @@ def _add_evaluate(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _add_calibrate(sub) -> None:
+    p = sub.add_parser("calibrate", help="measure sub-networks on a target and refit a device's latency model",
+                       description="Export up to 10 sub-networks, measure them on --target, refit the device's latency "
+                       "coefficients, report the held-out error, and write a profile override (the shipped profile "
+                       "is never modified).", epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", required=True, help="profile name or .yaml path to calibrate")
+    p.add_argument("--target", default="local", help="local | ssh://[user@]host[:port] | adb://[serial]")
+    p.add_argument("--model", help="model folder (default: packaged MiniLM)")
+    p.add_argument("--formats", type=_formats, default=None, help="formats to calibrate (default: the profile's first)")
+    p.add_argument("--precisions", default="fp32,int8", help="comma-separated (default fp32,int8)")
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--out", help="override file to write (default: ~/.config/edgebert/profiles/DEVICE.yaml)")
+    p.add_argument("--json", action="store_true")
+    _add_runner_options(p)
+
+    def run(args) -> int:
+        from edgebert.calibrate import CalibrateRequest, calibrate
+        from edgebert.commands import format_calibration
+        from edgebert.measure import runner_options
+
+        req = CalibrateRequest(device=args.device, target=args.target, model=args.model, formats=args.formats,
+                               precisions=tuple(x.strip() for x in args.precisions.split(",") if x.strip()),
+                               seq_len=args.seq_len, threads=args.threads, runs=args.runs, out=args.out,
+                               options=runner_options(args, None))
+        result = calibrate(req, progress=not args.json and sys.stderr.isatty())
+        print(json.dumps(result, indent=2) if args.json else format_calibration(result))
+        return 0
+
+    p.set_defaults(func=run)
+
+
 def _add_build(sub) -> None:
     p = sub.add_parser("build", help="build every (device, budget) of an edgebert.toml: cached, reproducible, "
                        "with index.json", description="Export the sub-network chosen for each (device, budget) entry "
@@ -215,7 +246,7 @@ def _add_build(sub) -> None:
     p.set_defaults(func=run)
 
 
-_MOUNTS: list = [_add_profiles, _add_bench, _add_train, _add_evaluate, _add_build]
+_MOUNTS: list = [_add_profiles, _add_bench, _add_calibrate, _add_train, _add_evaluate, _add_build]
 
 
 

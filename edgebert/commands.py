@@ -8,7 +8,7 @@ from .errors import UsageError
 from .spec import SubnetSpec
 
 __all__ = ["run_export", "format_export_summary", "export_summary", "run_bench_folder", "format_bench",
-           "format_profile", "format_profiles_table"]
+           "format_profile", "format_profiles_table", "format_calibration"]
 
 
 def _default_out(model: str | None, spec: SubnetSpec) -> str:
@@ -142,3 +142,16 @@ def format_profile(p) -> str:
     import yaml
 
     return yaml.safe_dump(p.to_dict(), sort_keys=False, width=110)
+
+
+def format_calibration(r: dict) -> str:
+    lines = [f"calibrated {r['device']} on {r['target']}: {r['n_measurements']} measurements",
+             f"{'spec':<12}{'format':<8}{'prec':<6}{'thr':>4}{'measured p50':>14}{'predicted':>11}{'error':>8}  set"]
+    for x in r["rows"]:
+        lines.append(f"{x['spec']:<12}{x['format']:<8}{x['precision']:<6}{x['threads']:>4}{x['measured_p50_ms']:>14.2f}"
+                     f"{x['predicted_ms']:>11.2f}{100 * x['rel_error']:>7.1f}%  {'held out' if x['held_out'] else 'fit'}")
+    lines.append(f"fit median |error| {100 * r['fit_median_error']:.1f}%; held-out median |error| "
+                 f"{_fmt(r['held_out_median_error'] and 100 * r['held_out_median_error'], '.1f')}%, p90 "
+                 f"{_fmt(r['held_out_p90_error'] and 100 * r['held_out_p90_error'], '.1f')}%")
+    lines.append(f"wrote {r['override']}: {r['use']}")
+    return "\n".join(lines)

@@ -26,7 +26,7 @@ def local_measurer(threads: int, seq_len: int, runs: int = 50, warmup: int = 5):
     return measure
 
 
-def _options(args, profile_mask: str | None):
+def runner_options(args, profile_mask: str | None):
     from .runners import RunnerOptions
 
     return RunnerOptions(adb_path=args.adb_path, benchmark_binary=args.benchmark_binary,
@@ -57,7 +57,7 @@ def bench_folder(args, progress: bool = True) -> dict:
     if not arts:
         raise UsageError(f"{folder} has no artifacts of format {','.join(args.formats or [])}")
     mask = (manifest.get("device") or {}).get("big_core_mask")
-    options = _options(args, mask)
+    options = runner_options(args, mask)
     threads = args.threads or (manifest.get("budget") or {}).get("threads") or 1
     plan, skipped = [], []
     for a in arts:

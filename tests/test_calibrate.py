@@ -1,0 +1,50 @@
+"""`edgebert calibrate`: measure on a target, refit, report held-out error, write an override."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+
+from edgebert.cli import main
+
+
+def test_calibrate_local_writes_override_used_by_selector(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EDGEBERT_CONFIG_DIR", str(tmp_path / "cfg"))
+    from edgebert.profiles import load_profile
+
+    shipped = load_profile("host")
+    shipped_bytes = open(shipped.path, "rb").read()
+    code = main(["calibrate", "--device", "host", "--target", "local", "--model", str(tiny_model_dir),
+                 "--formats", "onnx", "--precisions", "fp32", "--seq-len", "16", "--runs", "5", "--json"])
+    r = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert r["n_measurements"] == 10 and sum(x["held_out"] for x in r["rows"]) >= 2
+    assert all(x["measured_p50_ms"] > 0 for x in r["rows"])
+    assert r["held_out_median_error"] is not None
+    override = tmp_path / "cfg" / "profiles" / "host.yaml"
+    assert r["override"] == str(override) and override.exists()
+    doc = yaml.safe_load(override.read_text())
+    assert doc["latency_model"]["source"].startswith("calibrated: fitted on 10 measurements on local")
+    # the shipped profile is untouched; loading it now merges the override
+    assert open(shipped.path, "rb").read() == shipped_bytes
+    merged = load_profile("host")
+    assert "calibrated" in merged.latency_model.source
+    assert any(str(override) in p for p in merged.provenance)
+
+
+def test_calibrate_out_file_is_a_full_profile(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "my-host.yaml"
+    code = main(["calibrate", "--device", "host", "--model", str(tiny_model_dir), "--formats", "torchscript",
+                 "--precisions", "fp32", "--seq-len", "16", "--runs", "3", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert code == 0 and f"--device {out}" in text
+    from edgebert.profiles import load_profile
+
+    prof = load_profile(str(out))
+    assert prof.latency_model.covers("torchscript", "fp32")
+
+
+def test_calibrate_bad_target(tiny_model_dir, capsys):
+    code = main(["calibrate", "--device", "host", "--target", "ftp://x", "--model", str(tiny_model_dir)])
+    assert code == 2 and "ssh://" in capsys.readouterr().err
