@@ -465,7 +465,10 @@ def _check_one(cfg: BuildConfig, entry: BuildEntry, key: str, inputs: dict, prev
             return {**result, "status": "over-budget", "problems": [old["message"]], "exit_code": 3}
         return {**result, "status": "mismatch", "problems": [f"{folder} has no {MANIFEST}: run edgebert build"],
                 "exit_code": 4}
-    manifest = read_manifest(folder)
+    try:
+        manifest = read_manifest(folder)
+    except OutputError as exc:
+        return {**result, "status": "mismatch", "problems": [str(exc)], "exit_code": 4}
     problems = [f"{entry.folder}/{p}" for p in _mismatches(folder, manifest)]
     if (manifest.get("build") or {}).get("cache_key") != key:
         problems.append(f"{entry.folder} is stale ({_changed((manifest.get('build') or {}).get('inputs'), inputs)}): "
