@@ -76,3 +76,23 @@ def test_activation_estimate_covers_attention_maps():
     c = costs(cfg, 64)
     assert c.activation_elems >= 2 * 3 * 64 * 64  # two s×s maps for each of the 3 heads
     assert c.activation_bytes() == 4 * c.activation_elems
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_weight_bytes_match_the_converters_files(tmp_path, fmt, precision):
+    """The file of a converted model is its weights (a big vocabulary makes the tables dominate)."""
+    import torch
+
+    from edgebert.artifact import ArtifactConfig
+    from edgebert.model import Bert
+    from edgebert.registry import CONVERTERS
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=30522, hidden_size=64, heads=(4,), ffn=(256,), head_dim=16, max_position_embeddings=64)
+    conv = CONVERTERS.get(fmt)()
+    path = tmp_path / f"m{conv.suffix}"
+    conv.convert(Bert(cfg).eval(), ArtifactConfig(fmt, precision, 16), path)
+    expected = costs(cfg, 16).weight_bytes(precision, fmt)
+    assert path.stat().st_size == pytest.approx(expected, rel=0.15)

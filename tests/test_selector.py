@@ -10,7 +10,7 @@ from edgebert.profiles import Cpu, CpuCluster, DeviceProfile
 from edgebert.selector import Candidate, enumerate_candidates, proxy_quality, select
 from edgebert.spec import DEPTHS, WIDTHS, SubnetSpec
 
-from conftest import make_tiny_model, tiny_config
+from conftest import make_tiny_model, tiny_config, tiny_vocab
 
 
 def cand(key, ms, quality, mb=10.0, fmt="onnx", precision="fp32", err=0.0):
@@ -120,18 +120,12 @@ def test_enumerate_the_grid_with_predictions_and_quality():
     assert chosen.spec.key == "w1-d1" and chosen.precision == "fp32"
 
 
-def test_proxy_quality_is_one_for_the_full_model_and_labelled(sentences):
+def test_proxy_quality_is_one_for_the_full_model_and_labelled(sentences, tmp_path):
     from tokenizers.implementations import BertWordPieceTokenizer
 
-    from conftest import tiny_vocab
-
     model = make_tiny_model()
-    import tempfile
-    from pathlib import Path
-
-    with tempfile.TemporaryDirectory() as d:
-        (Path(d) / "vocab.txt").write_text("\n".join(tiny_vocab()) + "\n")
-        tok = BertWordPieceTokenizer(str(Path(d) / "vocab.txt"), lowercase=True)
+    (tmp_path / "vocab.txt").write_text("\n".join(tiny_vocab()) + "\n")
+    tok = BertWordPieceTokenizer(str(tmp_path / "vocab.txt"), lowercase=True)
     specs = [SubnetSpec(1.0, 1.0), SubnetSpec(0.5, 1.0), SubnetSpec(0.25, 0.5)]
     q = proxy_quality(model, tok, sentences, specs)
     assert q["w1-d1"][0] == pytest.approx(1.0, abs=1e-5)
