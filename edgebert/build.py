@@ -172,8 +172,10 @@ def normalise_torchscript(src: Path, dst: Path) -> None:
             z.writestr(info, sid if name == ".data/serialization_id" else data)
 
 
-def _normalise_torchscript_artifacts(folder: Path, manifest: dict) -> bool:
-    """Replace each model.pt by its normalised archive when it computes exactly the same outputs."""
+def _normalise_torchscript_artifacts(folder: Path, manifest: dict) -> list[str]:
+    """Replace each model.pt by its normalised archive when it computes exactly the same outputs.
+
+    Returns the TorchScript files left as torch wrote them (not byte-reproducible)."""
     import numpy as np
 
     from .artifact import ArtifactConfig
@@ -183,7 +185,7 @@ def _normalise_torchscript_artifacts(folder: Path, manifest: dict) -> bool:
     from .tokenizer import encode, load_tokenizer
     from .verify import PARITY_TEXTS, check, verify
 
-    changed = False
+    raw = []
     for a in manifest["artifacts"]:
         if a["format"] != "torchscript":
             continue
@@ -197,10 +199,12 @@ def _normalise_torchscript_artifacts(folder: Path, manifest: dict) -> bool:
         except (ValueError, RuntimeError) as exc:  # unexpected archive layout, or torch.jit.load refused it
             staged.unlink(missing_ok=True)
             a["notes"].append(f"zip not normalised ({exc}): not byte-reproducible; compare by parity figures")
+            raw.append(a["file"])
             continue
         if not same:
             staged.unlink()
             a["notes"].append("zip not normalised (its outputs differed): not byte-reproducible; compare by parity")
+            raw.append(a["file"])
             continue
         reference = load_model(folder / SUBNET_DIR)
         figures = verify(reference, conv.load(staged), tokenizer, conv, ArtifactConfig("torchscript", a["precision"],
@@ -210,8 +214,7 @@ def _normalise_torchscript_artifacts(folder: Path, manifest: dict) -> bool:
         a.update(size_bytes=path.stat().st_size, sha256=sha256_file(path), parity=figures)
         a["notes"].append("zip normalised by edgebert build for byte-reproducibility: serialization_id from the "
                           "content, mangled class names stripped, .debug_pkl source ranges dropped; same outputs")
-        changed = True
-    return changed
+    return raw
 
 
 # ---- building one entry ----------------------------------------------------------------------------
@@ -221,7 +224,7 @@ def _refuse_foreign(folder: Path) -> None:
         raise OutputError(f"{folder} exists and is not an edgebert export folder; move it away or change [output]")
 
 
-def _build_one(cfg: BuildConfig, entry: BuildEntry, key: str, inputs: dict, loaded) -> dict:
+def _build_one(cfg: BuildConfig, entry: BuildEntry, key: str, inputs: dict, loaded, progress: bool) -> dict:
     from .atomic import atomic_dir
     from .export import SUBNET_DIR
     from .report import write_report
@@ -234,15 +237,16 @@ def _build_one(cfg: BuildConfig, entry: BuildEntry, key: str, inputs: dict, load
         req = DeviceExport(device=entry.device, budget=entry.latency, memory=entry.memory, model=cfg.model,
                            formats=cfg.formats, quantize=cfg.quantize, seq_len=cfg.seq_len, threads=cfg.threads,
                            out=str(tmp), force=True, target=entry.target, measure=cfg.measure, runs=cfg.runs)
-        manifest, _ = device_export(req, progress=False, loaded=loaded)
-        if _normalise_torchscript_artifacts(tmp, manifest):
-            write_report(manifest, tmp)  # sizes changed
+        manifest, _ = device_export(req, progress=progress, loaded=loaded)  # stage bars below the matrix bar
+        raw = _normalise_torchscript_artifacts(tmp, manifest)
+        if any(a["format"] == "torchscript" for a in manifest["artifacts"]):
+            write_report(manifest, tmp)  # the normalised model.pt has another size
         files = sorted(p for p in tmp.rglob("*") if p.is_file() and p.name not in _UNHASHED)
         artifacts = {a["file"] for a in manifest["artifacts"]}
         manifest["build"] = {"cache_key": key, "inputs": inputs, "config": str(cfg.path), "folder": entry.folder,
                              "files": {p.relative_to(tmp).as_posix(): sha256_file(p) for p in files
                                        if p.relative_to(tmp).as_posix() not in artifacts},
-                             "subnet": SUBNET_DIR}
+                             "not_byte_reproducible": raw, "subnet": SUBNET_DIR}
         write_manifest(tmp, manifest)
     return manifest
 
@@ -287,14 +291,14 @@ def _quality_once():
 
 # ---- index.json --------------------------------------------------------------------------------------
 
-def _artifact_row(folder: str, a: dict) -> dict:
+def _artifact_row(folder: str, a: dict, raw: list[str]) -> dict:
     return {
         "file": f"{folder}/{a['file']}", "format": a["format"], "precision": a["precision"],
         "requested_precision": a.get("requested_precision"), "size_bytes": a["size_bytes"], "sha256": a["sha256"],
         "parity": {k: a["parity"].get(k) for k in ("passed", "max_abs_diff", "min_cosine", "mean_cosine")},
         "latency": {"predicted": a["latency"]["predicted"], "measured": a["latency"]["measured"]},
         "memory": {"predicted": a["memory"]["predicted"], "measured": a["memory"]["measured"]},
-        "byte_reproducible": not any("not byte-reproducible" in n for n in a.get("notes", [])),
+        "byte_reproducible": a["file"] not in raw,
     }
 
 
@@ -311,7 +315,8 @@ def _row(entry: BuildEntry, key: str, status: str, manifest: dict | None = None,
         chosen = (manifest.get("selection") or {}).get("chosen") or {}
         row["chosen"] = {k: chosen.get(k) for k in ("spec", "format", "precision", "predicted_latency_ms",
                                                      "predicted_latency_p90_bound_ms", "predicted_memory_mb", "quality")}
-        row["artifacts"] = [_artifact_row(entry.folder, a) for a in manifest["artifacts"]]
+        raw = manifest["build"].get("not_byte_reproducible", [])
+        row["artifacts"] = [_artifact_row(entry.folder, a, raw) for a in manifest["artifacts"]]
     return row
 
 
@@ -363,7 +368,8 @@ def build(cfg: BuildConfig, only: list[str] | None = None, no_cache: bool = Fals
             for i, entry in enumerate(todo, 1):
                 if bar is not None:
                     bar.set_postfix_str(entry.folder)
-                rows[entry.folder] = row = _build_or_reuse(cfg, entry, plan[entry.folder], previous, model, no_cache)
+                rows[entry.folder] = row = _build_or_reuse(cfg, entry, plan[entry.folder], previous, model, no_cache,
+                                                                progress)
                 seconds = f" in {row['seconds']:.0f} s" if row["seconds"] is not None else ""
                 why = row["message"] or row["reason"]
                 say(f"[{i}/{len(todo)}] {entry.folder}: {row['status']}{seconds}" + (f" ({why})" if why else ""))
@@ -393,7 +399,7 @@ def _reuse(cfg: BuildConfig, entry: BuildEntry, planned: tuple[str, dict], previ
     return None, why
 
 
-def _build_or_reuse(cfg, entry, planned, previous, model, no_cache) -> dict:
+def _build_or_reuse(cfg, entry, planned, previous, model, no_cache, progress) -> dict:
     key, inputs = planned
     why = "--no-cache"
     if not no_cache:
@@ -403,7 +409,7 @@ def _build_or_reuse(cfg, entry, planned, previous, model, no_cache) -> dict:
     loaded = model.get()  # outside the per-entry try: a model or seq_len error stops the whole build
     t0 = time.perf_counter()
     try:
-        manifest = _build_one(cfg, entry, key, inputs, loaded)
+        manifest = _build_one(cfg, entry, key, inputs, loaded, progress)
     except BudgetError as exc:
         return _row(entry, key, "over-budget", message=str(exc), exit_code=3, reason=why,
                     seconds=round(time.perf_counter() - t0, 1))

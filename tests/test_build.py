@@ -210,6 +210,23 @@ def test_parity_failure_exits_4_and_keeps_the_other_entry(tmp_path, monkeypatch,
     assert rows["board-b-40ms"]["exit_code"] == 4 and not (out / "board-b-40ms").exists()
 
 
+def test_torchscript_kept_raw_when_it_cannot_be_normalised(tmp_path, monkeypatch):
+    import edgebert.build as b
+
+    def refuse(src, dst):
+        raise ValueError("unexpected record")
+
+    monkeypatch.setattr(b, "normalise_torchscript", refuse)
+    root = make_project(tmp_path)
+    cfg = write_config(root, '[[entry]]\ndevice = "board-a.yaml"\n', formats=("torchscript",))
+    assert main(["build", str(cfg)]) == 0
+    art = index_of(root / "dist")["entries"][0]["artifacts"][0]
+    assert art["byte_reproducible"] is False and art["parity"]["passed"]
+    manifest = json.loads((root / "dist" / "board-a-20ms" / "manifest.json").read_text())
+    assert any("not normalised (unexpected record)" in n for n in manifest["artifacts"][0]["notes"])
+    assert main(["build", str(cfg), "--check"]) == 0  # the raw zip is still what the manifest describes
+
+
 @pytest.mark.parametrize(
     "body, text",
     [
