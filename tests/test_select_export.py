@@ -55,12 +55,22 @@ def test_budget_picks_smaller_subnet_and_impossible_budget_exits_3(tiny_model_di
                              "--out", tmp_path / "x", "--no-measure")
     assert code == 3, err
     assert "fastest" in err and "--budget" in err and not (tmp_path / "x").exists()
-    code, stdout, err = _run(capsys, "--model", tiny_model_dir, "--device", prof, "--budget", "150ms", "--seq-len", 32,
-                             "--formats", "onnx", "--out", tmp_path / "y", "--no-measure", "--json")
+    # A budget between the smallest and the full sub-network's predictions.
+    from edgebert.costs import costs
+    from edgebert.model import load_model
+    from edgebert.spec import SubnetSpec
+
+    slow, cfg = load_profile(str(prof)), load_model(tiny_model_dir).config
+    lo, hi = (slow.latency_model.predict_latency(costs(cfg, 32, SubnetSpec(w, d)), "onnx", "fp32", 2).value
+              for w, d in ((0.25, 0.5), (1.0, 1.0)))
+    budget = (lo + hi) / 2
+    code, stdout, err = _run(capsys, "--model", tiny_model_dir, "--device", prof, "--budget", f"{budget:.3f}ms",
+                             "--seq-len", 32, "--formats", "onnx", "--threads", 2, "--out", tmp_path / "y",
+                             "--no-measure", "--json")
     assert code == 0, err
     m = json.loads((tmp_path / "y" / "manifest.json").read_text())
     chosen = m["selection"]["chosen"]
-    assert chosen["predicted_latency_ms"] <= 150.0
+    assert chosen["predicted_latency_ms"] <= budget
     assert (chosen["width"], chosen["depth"]) != (1.0, 1.0)
     assert m["subnet"]["parameters"] < m["subnet"]["full_parameters"]
     assert m["artifacts"][0]["latency"]["measured"] == []
@@ -68,7 +78,7 @@ def test_budget_picks_smaller_subnet_and_impossible_budget_exits_3(tiny_model_di
 
 @pytest.mark.parametrize("budget", ["fast", "-5ms", "0ms", "40", "40 parsecs"])
 def test_bad_budget_is_usage_error(tiny_model_dir, tmp_path, capsys, budget):
-    code, _, err = _run(capsys, "--model", tiny_model_dir, "--device", "host", "--budget", budget, "--out", tmp_path / "o")
+    code, _, err = _run(capsys, "--model", tiny_model_dir, "--device", "host", f"--budget={budget}", "--out", tmp_path / "o")
     assert code == 2 and budget in err and not (tmp_path / "o").exists()
 
 
