@@ -313,8 +313,9 @@ def _row(entry: BuildEntry, key: str, status: str, manifest: dict | None = None,
         row["spec"] = {**manifest["subnet"]["spec"], "heads": manifest["subnet"]["heads"],
                        "ffn": manifest["subnet"]["ffn"], "parameters": manifest["subnet"]["parameters"]}
         chosen = (manifest.get("selection") or {}).get("chosen") or {}
-        row["chosen"] = {k: chosen.get(k) for k in ("spec", "format", "precision", "predicted_latency_ms",
-                                                     "predicted_latency_p90_bound_ms", "predicted_memory_mb", "quality")}
+        keys = ("spec", "format", "precision", "predicted_latency_ms", "predicted_latency_p90_bound_ms",
+                "predicted_memory_mb", "quality")
+        row["chosen"] = {k: chosen.get(k) for k in keys}
         raw = manifest["build"].get("not_byte_reproducible", [])
         row["artifacts"] = [_artifact_row(entry.folder, a, raw) for a in manifest["artifacts"]]
     return row
@@ -348,12 +349,13 @@ def _plan(cfg: BuildConfig) -> dict[str, tuple[str, dict]]:
     return {e.folder: (cache_key(i), i) for e in cfg.entries for i in [cache_inputs(cfg, e, model_sha, toolchain)]}
 
 
-def build(cfg: BuildConfig, only: list[str] | None = None, no_cache: bool = False, progress: bool = False,
-          log=None) -> dict:
-    """Build the selected entries (all by default); returns the index written to <out>/index.json."""
+def build(cfg: BuildConfig, only: list[str] | None = None, no_cache: bool = False, progress: bool = False) -> dict:
+    """Build the selected entries (all by default); returns the index written to <out>/index.json.
+
+    One line per entry goes to stderr; `progress` adds a bar over the entries with stage bars below it."""
     todo = select_entries(cfg, only)
     plan, previous = _plan(cfg), _previous_index(cfg.out)
-    say = log or (lambda line: print(line, file=sys.stderr))
+    say = lambda line: print(line, file=sys.stderr)  # noqa: E731
     rows: dict[str, dict] = {}
     model = _Model(cfg)
     bar = None
@@ -368,8 +370,8 @@ def build(cfg: BuildConfig, only: list[str] | None = None, no_cache: bool = Fals
             for i, entry in enumerate(todo, 1):
                 if bar is not None:
                     bar.set_postfix_str(entry.folder)
-                rows[entry.folder] = row = _build_or_reuse(cfg, entry, plan[entry.folder], previous, model, no_cache,
-                                                                progress)
+                row = _build_or_reuse(cfg, entry, plan[entry.folder], previous, model, no_cache, progress)
+                rows[entry.folder] = row
                 seconds = f" in {row['seconds']:.0f} s" if row["seconds"] is not None else ""
                 why = row["message"] or row["reason"]
                 say(f"[{i}/{len(todo)}] {entry.folder}: {row['status']}{seconds}" + (f" ({why})" if why else ""))

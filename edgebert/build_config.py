@@ -251,7 +251,8 @@ def load_build_config(path: str | Path, out: str | Path | None = None) -> BuildC
     model = _model(w, doc, base)
     entries = _matrix(w, doc, base, pattern) + _explicit(w, doc, base, pattern)
     if not entries:
-        raise BuildConfigError(f"{path}: no entries: add a [matrix.DEVICE] table or an [[entry]] (see examples/edgebert.toml)")
+        raise BuildConfigError(f"{path}: no entries: add a [matrix.DEVICE] table or an [[entry]] "
+                               "(see examples/edgebert.toml)")
     seen: dict[str, BuildEntry] = {}
     for e in entries:
         if e.folder in seen:

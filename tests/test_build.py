@@ -145,7 +145,11 @@ def test_check_catches_a_parity_regression(built, tmp_path, capsys, monkeypatch)
 
     conv = CONVERTERS.get("tflite")
     real = conv.load
-    monkeypatch.setattr(conv, "load", lambda self, path, threads=1: (lambda feeds: real(self, path, threads)(feeds) + 0.5))
+    def broken(self, path, threads=1):
+        run = real(self, path, threads)
+        return lambda feeds: run(feeds) + 0.5
+
+    monkeypatch.setattr(conv, "load", broken)
     assert main(["build", str(built), "--check", "--only", "board-a"]) == 4
     assert "board-a-40ms/model.tflite" in capsys.readouterr().out
 
@@ -181,7 +185,8 @@ def test_impossible_budget_exits_3_and_keeps_the_other_entry(tmp_path, capsys):
     out = root / "dist"
     rows = {e["name"]: e for e in index_of(out)["entries"]}
     assert rows["board-a-40ms"]["status"] == "built" and (out / "board-a-40ms" / "model.pt").is_file()
-    assert rows["board-b-0.5ms"]["status"] == "over-budget" and "--budget of at least" in rows["board-b-0.5ms"]["message"]
+    over = rows["board-b-0.5ms"]
+    assert over["status"] == "over-budget" and "--budget of at least" in over["message"]
     assert not (out / "board-b-0.5ms").exists()
     # Unchanged inputs: the verdict is reused without loading the model, and the exit code stays 3.
     assert main(["build", str(cfg)]) == 3

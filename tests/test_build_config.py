@@ -72,7 +72,7 @@ def test_only_selects_by_folder_or_device(tmp_path):
         ('quantize = "int4"\n[matrix.pixel6]\n', "quantize: expected one of fp32, fp16, int8"),
         ('formats = ["onnx", "onnx"]\n[matrix.pixel6]\n', "formats: expected each format once"),
         ('[matrix.pixel6]\nlatency = "40ms"\ntarget = "pi@board"\n', "did you mean ssh://pi@board"),
-        ('[matrix.pixel6]\nbudget = "40ms"\n', "[matrix.pixel6]: unknown key 'budget'; allowed: latency, memory, target"),
+        ('[matrix.pixel6]\nbudget = "40ms"\n', "[matrix.pixel6]: unknown key 'budget'; allowed: latency, memory"),
         ('[[entry]]\ndevice = "pixel6"\nfolder = "a/b"\n', "folder: expected a plain folder name"),
         ('[[entry]]\ndevice = "nowhere.yaml"\n', "nowhere.yaml does not exist"),
     ],
