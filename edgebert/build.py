@@ -21,8 +21,8 @@ from .build_config import BuildConfig, BuildConfigError, BuildEntry, select_entr
 from .errors import BudgetError, EdgebertError, OutputError, ParityError
 from .manifest import MANIFEST, now_iso, read_manifest, sha256_file, write_manifest
 
-__all__ = ["build", "check", "cache_inputs", "cache_key", "model_fingerprint", "normalise_torchscript",
-           "format_summary", "format_check", "INDEX", "INDEX_SCHEMA"]
+__all__ = ["build", "check", "cache_inputs", "cache_key", "model_fingerprint", "normalise_onnx",
+           "normalise_torchscript", "format_summary", "format_check", "INDEX", "INDEX_SCHEMA"]
 
 INDEX = "index.json"
 INDEX_SCHEMA = "edgebert.build-index/1"
@@ -121,7 +121,39 @@ def _cached(folder: Path, key: str, inputs: dict) -> tuple[dict | None, str]:
     return (None, "changed on disk: " + "; ".join(bad)) if bad else (manifest, "inputs unchanged")
 
 
-# ---- TorchScript: a reproducible zip -------------------------------------------------------------------
+# ---- reproducible bytes: what the exporters write that varies between builds ---------------------------
+
+_STACK_TRACE = "pkg.torch.onnx.stack_trace"
+
+
+def normalise_onnx(src: Path, dst: Path) -> None:
+    """Drop the per-node `pkg.torch.onnx.stack_trace` metadata of a torch.onnx (dynamo) export.
+
+    It holds the Python stack of every traced op: absolute paths of the installed edgebert (another
+    checkout, venv or Python patch release gives other bytes) and its line numbers. Only debugging
+    tools read it; the graph, the weights and the other metadata are kept as they are.
+    """
+    import onnx
+
+    model = onnx.load(str(src), load_external_data=False)
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+        raise ValueError("the model keeps its weights in an external file")
+
+    def strip(nodes) -> None:
+        for node in nodes:
+            keep = [p for p in node.metadata_props if p.key != _STACK_TRACE]
+            if len(keep) != len(node.metadata_props):
+                del node.metadata_props[:]
+                node.metadata_props.extend(keep)
+            for attr in node.attribute:
+                for graph in [attr.g, *attr.graphs] if attr.HasField("g") else attr.graphs:
+                    strip(graph.node)
+
+    strip(model.graph.node)
+    for function in model.functions:
+        strip(function.node)
+    Path(dst).write_bytes(model.SerializeToString())
+
 
 def normalise_torchscript(src: Path, dst: Path) -> None:
     """Rewrite a torch.jit.save zip so that the same model gives the same bytes.
@@ -172,10 +204,17 @@ def normalise_torchscript(src: Path, dst: Path) -> None:
             z.writestr(info, sid if name == ".data/serialization_id" else data)
 
 
-def _normalise_torchscript_artifacts(folder: Path, manifest: dict) -> list[str]:
-    """Replace each model.pt by its normalised archive when it computes exactly the same outputs.
+# format: (normaliser, what it changes: recorded in the artifact's notes)
+_NORMALISERS = {
+    "onnx": (normalise_onnx, "node stack traces (paths of the build machine) dropped"),
+    "torchscript": (normalise_torchscript, "zip rewritten: serialization_id from the content, mangled class "
+                    "names stripped, .debug_pkl source ranges dropped"),
+}
 
-    Returns the TorchScript files left as torch wrote them (not byte-reproducible)."""
+
+def _normalise_artifacts(folder: Path, manifest: dict) -> list[str]:
+    """Replace each artifact that has a normaliser by its normalised file, if that computes exactly the
+    same outputs and passes the parity gate again. Returns the files left as the exporter wrote them."""
     import numpy as np
 
     from .artifact import ArtifactConfig
@@ -185,35 +224,32 @@ def _normalise_torchscript_artifacts(folder: Path, manifest: dict) -> list[str]:
     from .tokenizer import encode, load_tokenizer
     from .verify import PARITY_TEXTS, check, verify
 
-    raw = []
+    tokenizer, reference, raw = load_tokenizer(folder), None, []
     for a in manifest["artifacts"]:
-        if a["format"] != "torchscript":
+        if a["format"] not in _NORMALISERS:
             continue
+        normalise, what = _NORMALISERS[a["format"]]
         path, staged = folder / a["file"], folder / f".{a['file']}.normalised"
-        conv = CONVERTERS.get("torchscript")()
+        conv = CONVERTERS.get(a["format"])()
         try:
-            normalise_torchscript(path, staged)
-            tokenizer = load_tokenizer(folder)
+            normalise(path, staged)
             feeds = encode(tokenizer, list(PARITY_TEXTS), seq_len=a["seq_len"])
             same = np.array_equal(conv.load(path)(feeds), conv.load(staged)(feeds))
-        except (ValueError, RuntimeError) as exc:  # unexpected archive layout, or torch.jit.load refused it
+            why = None if same else "its outputs differed"
+        except (ValueError, RuntimeError) as exc:  # unexpected layout, or the runtime refused the rewritten file
+            why = str(exc)
+        if why is not None:
             staged.unlink(missing_ok=True)
-            a["notes"].append(f"zip not normalised ({exc}): not byte-reproducible; compare by parity figures")
+            a["notes"].append(f"not normalised ({why}): not byte-reproducible; compare it by its parity figures")
             raw.append(a["file"])
             continue
-        if not same:
-            staged.unlink()
-            a["notes"].append("zip not normalised (its outputs differed): not byte-reproducible; compare by parity")
-            raw.append(a["file"])
-            continue
-        reference = load_model(folder / SUBNET_DIR)
-        figures = verify(reference, conv.load(staged), tokenizer, conv, ArtifactConfig("torchscript", a["precision"],
-                                                                                      a["seq_len"]))
+        reference = reference or load_model(folder / SUBNET_DIR)
+        figures = verify(reference, conv.load(staged), tokenizer, conv,
+                         ArtifactConfig(a["format"], a["precision"], a["seq_len"]))
         check(figures, f"{a['file']} (normalised)")
         os.replace(staged, path)
         a.update(size_bytes=path.stat().st_size, sha256=sha256_file(path), parity=figures)
-        a["notes"].append("zip normalised by edgebert build for byte-reproducibility: serialization_id from the "
-                          "content, mangled class names stripped, .debug_pkl source ranges dropped; same outputs")
+        a["notes"].append(f"normalised by edgebert build for byte-reproducibility ({what}); same outputs")
     return raw
 
 
@@ -238,9 +274,9 @@ def _build_one(cfg: BuildConfig, entry: BuildEntry, key: str, inputs: dict, load
                            formats=cfg.formats, quantize=cfg.quantize, seq_len=cfg.seq_len, threads=cfg.threads,
                            out=str(tmp), force=True, target=entry.target, measure=cfg.measure, runs=cfg.runs)
         manifest, _ = device_export(req, progress=progress, loaded=loaded)  # stage bars below the matrix bar
-        raw = _normalise_torchscript_artifacts(tmp, manifest)
-        if any(a["format"] == "torchscript" for a in manifest["artifacts"]):
-            write_report(manifest, tmp)  # the normalised model.pt has another size
+        raw = _normalise_artifacts(tmp, manifest)
+        if any(a["format"] in _NORMALISERS for a in manifest["artifacts"]):
+            write_report(manifest, tmp)  # normalised files have other sizes
         files = sorted(p for p in tmp.rglob("*") if p.is_file() and p.name not in _UNHASHED)
         artifacts = {a["file"] for a in manifest["artifacts"]}
         manifest["build"] = {"cache_key": key, "inputs": inputs, "config": str(cfg.path), "folder": entry.folder,
