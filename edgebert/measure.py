@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["local_measurer", "measured_entry"]
+__all__ = ["local_measurer", "measured_entry", "record", "bench_folder", "runner_options"]
 
 
 def measured_entry(result: dict) -> dict:
@@ -12,16 +12,21 @@ def measured_entry(result: dict) -> dict:
     return {"kind": "measured", **result}
 
 
+def record(entry: dict, result: dict) -> None:
+    """Add one runner result to an artifact's manifest entry (latency, and memory when measured)."""
+    entry["latency"]["measured"].append(measured_entry(result))
+    if result.get("peak_rss_mb") is not None:
+        entry["memory"]["measured"].append({"kind": "measured", "peak_rss_mb": result["peak_rss_mb"],
+                                            "where": result["where"], "runs": result["runs"],
+                                            "what": "peak RSS of the whole measuring process"})
+
+
 def local_measurer(threads: int, seq_len: int, runs: int = 50, warmup: int = 5):
     """A callback for export(): time each artifact on this machine in a fresh subprocess."""
     from .runners import measure_local
 
     def measure(entry: dict, path: Path) -> None:
-        result = measure_local(Path(path), threads=threads, seq_len=seq_len, runs=runs, warmup=warmup)
-        entry["latency"]["measured"].append(measured_entry(result))
-        if result.get("peak_rss_mb") is not None:
-            entry["memory"]["measured"].append({"kind": "measured", "peak_rss_mb": result["peak_rss_mb"],
-                                                "where": result["where"], "runs": result["runs"]})
+        record(entry, measure_local(Path(path), threads=threads, seq_len=seq_len, runs=runs, warmup=warmup))
 
     return measure
 
@@ -75,10 +80,7 @@ def bench_folder(args, progress: bool = True) -> dict:
         results.append((a, r))
     # Only now, with every measurement in hand, touch the manifest (atomically).
     for a, r in results:
-        a["latency"]["measured"].append(measured_entry(r))
-        if r.get("peak_rss_mb") is not None:
-            a["memory"]["measured"].append({"kind": "measured", "peak_rss_mb": r["peak_rss_mb"], "where": r["where"],
-                                            "runs": r["runs"]})
+        record(a, r)
     write_manifest(folder, manifest)
     return {"folder": str(folder), "target": target.uri,
             "results": [{"file": a["file"], "format": a["format"], "precision": a["precision"], **r} for a, r in results],

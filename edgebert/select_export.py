@@ -128,7 +128,7 @@ class DeviceExport:
 
 
 def _measurer(req: DeviceExport, profile, spec, predict, seq_len: int, threads: int):
-    from .measure import measured_entry
+    from .measure import record
     from .runners import BenchConfig, RunnerOptions, run_bench
 
     local_threads = min(threads, os.cpu_count() or 1)
@@ -141,11 +141,7 @@ def _measurer(req: DeviceExport, profile, spec, predict, seq_len: int, threads: 
         predict(entry, spec)
         for t in targets:
             n = local_threads if t == "local" else threads
-            r = run_bench(t, path, BenchConfig(threads=n, runs=req.runs, seq_len=seq_len), options).to_dict()
-            entry["latency"]["measured"].append(measured_entry(r))
-            if r.get("peak_rss_mb") is not None:
-                entry["memory"]["measured"].append({"kind": "measured", "peak_rss_mb": r["peak_rss_mb"],
-                                                    "where": r["where"], "runs": r["runs"]})
+            record(entry, run_bench(t, path, BenchConfig(threads=n, runs=req.runs, seq_len=seq_len), options).to_dict())
     return measure
 
 
