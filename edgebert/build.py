@@ -213,18 +213,19 @@ _NORMALISERS = {
 
 
 def _normalise_artifacts(folder: Path, manifest: dict) -> list[str]:
-    """Replace each artifact that has a normaliser by its normalised file, if that computes exactly the
-    same outputs and passes the parity gate again. Returns the files left as the exporter wrote them."""
+    """Replace each artifact that has a normaliser by its normalised file, if its runtime loads that and
+    computes bit-identical outputs on the parity sentences. Returns the files left as the exporter wrote them.
+
+    The parity figures stay those export verified: only metadata and names changed, and the outputs are
+    the same to the bit (re-running the gate would cost ~4 s per MiniLM artifact for the same numbers;
+    `build --check` re-runs it on the published files)."""
     import numpy as np
 
-    from .artifact import ArtifactConfig
-    from .export import SUBNET_DIR
-    from .model import load_model
     from .registry import CONVERTERS
     from .tokenizer import encode, load_tokenizer
-    from .verify import PARITY_TEXTS, check, verify
+    from .verify import PARITY_TEXTS
 
-    tokenizer, reference, raw = load_tokenizer(folder), None, []
+    tokenizer, raw = load_tokenizer(folder), []
     for a in manifest["artifacts"]:
         if a["format"] not in _NORMALISERS:
             continue
@@ -236,20 +237,17 @@ def _normalise_artifacts(folder: Path, manifest: dict) -> list[str]:
             feeds = encode(tokenizer, list(PARITY_TEXTS), seq_len=a["seq_len"])
             same = np.array_equal(conv.load(path)(feeds), conv.load(staged)(feeds))
             why = None if same else "its outputs differed"
-        except (ValueError, RuntimeError) as exc:  # unexpected layout, or the runtime refused the rewritten file
-            why = str(exc)
+        except Exception as exc:  # noqa: BLE001 -- a failed normalisation must not cost a verified artifact:
+            why = f"{type(exc).__name__}: {exc}"  # keep the exporter's file, and say why in its notes
         if why is not None:
             staged.unlink(missing_ok=True)
             a["notes"].append(f"not normalised ({why}): not byte-reproducible; compare it by its parity figures")
             raw.append(a["file"])
             continue
-        reference = reference or load_model(folder / SUBNET_DIR)
-        figures = verify(reference, conv.load(staged), tokenizer, conv,
-                         ArtifactConfig(a["format"], a["precision"], a["seq_len"]))
-        check(figures, f"{a['file']} (normalised)")
         os.replace(staged, path)
-        a.update(size_bytes=path.stat().st_size, sha256=sha256_file(path), parity=figures)
-        a["notes"].append(f"normalised by edgebert build for byte-reproducibility ({what}); same outputs")
+        a.update(size_bytes=path.stat().st_size, sha256=sha256_file(path))
+        a["notes"].append(f"normalised by edgebert build for byte-reproducibility ({what}); outputs bit-identical "
+                          "to the verified file's")
     return raw
 
 
