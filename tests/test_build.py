@@ -307,7 +307,7 @@ def test_normalised_torchscript_zip_is_reproducible_and_loads(tmp_path):
 
     import torch
 
-    from converters._common import example_inputs
+    from edgebert.converters._common import example_inputs
     from edgebert.artifact import ArtifactConfig
     from edgebert.build import normalise_torchscript
     from edgebert.registry import CONVERTERS
