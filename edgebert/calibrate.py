@@ -19,9 +19,10 @@ from .errors import UsageError
 from .registry import CONVERTERS
 from .spec import SubnetSpec
 
-__all__ = ["CalibrateRequest", "CALIBRATION_SPECS", "calibrate"]
+__all__ = ["CalibrateRequest", "CALIBRATION_SPECS", "calibrate", "seq_lens"]
 
-# ≤ 10 sub-networks spread over the grid's widths and depths; every 4th (by size) is held out.
+# ≤ 10 sub-networks spread over the grid's widths and depths; every 3rd (by size, from the 2nd) is held out,
+# at both sequence lengths, so the held-out error is that of sub-networks the fit never saw.
 CALIBRATION_SPECS = tuple(SubnetSpec(w, d) for w, d in (
     (1.0, 1.0), (0.75, 1.0), (0.5, 1.0), (0.25, 1.0), (1.0, 0.5), (0.75, 0.75), (0.5, 0.5), (0.25, 0.5),
     (1.0, 0.75), (0.5, 0.75),
@@ -55,31 +56,60 @@ def _plan(req: CalibrateRequest, profile) -> list[tuple[str, str]]:
     return plan
 
 
+def seq_lens(seq_len: int) -> tuple[int, ...]:
+    """The lengths measured: the requested one and half of it (at least MIN_SEQ_LEN).
+
+    Attention costs grow with the square of the length, projections and FFN linearly: at one
+    length the two are proportional across sub-networks of one depth and the fit cannot tell them
+    apart, so a prediction at any other length would be a guess.
+    """
+    from .artifact import MIN_SEQ_LEN
+
+    return tuple(dict.fromkeys((seq_len, max(MIN_SEQ_LEN, seq_len // 2))))
+
+
 def _measure_all(req, profile, model, plan, threads, progress) -> list:
-    """Export every (spec, format, precision) into a temp dir and measure it on the target."""
+    """Export every (spec, format, precision) into a temp dir and measure it on the target at both lengths.
+
+    A dynamic-shape artifact is converted once and measured at each length; a static-shape one
+    (TFLite: the length is baked in) is converted once per length, and at the shorter length only
+    for every other sub-network by size (conversions take seconds each; five sub-networks at two
+    lengths identify the attention term).
+    """
     from tqdm import tqdm
 
     from .latency import Measurement
     from .runners import BenchConfig, run_bench
     from .slicing import slice_model
 
-    jobs = [(s, f, p) for s in CALIBRATION_SPECS for f, p in plan]
+    lengths = seq_lens(req.seq_len)
+    specs = []
+    for spec in CALIBRATION_SPECS:
+        try:
+            spec.check_fits(model.config.heads, model.config.ffn)
+            specs.append(spec)
+        except Exception:
+            continue
+    # Static-shape formats at the shorter length: every other sub-network by size, smallest first.
+    both = set(sorted(specs, key=lambda s: costs(model.config, req.seq_len, s).total_macs)[::2])
+    jobs = []  # (spec, format, precision, lengths of one file: the file's own first)
+    for spec in specs:
+        for fmt, prec in plan:
+            if CONVERTERS.get(fmt).dynamic_shapes:
+                jobs.append((spec, fmt, prec, lengths))
+            else:
+                jobs += [(spec, fmt, prec, (n,)) for n in lengths if n == req.seq_len or spec in both]
     out = []
     with tempfile.TemporaryDirectory(prefix="edgebert-calibrate-") as tmp:
-        for i, (spec, fmt, prec) in enumerate(tqdm(jobs, desc=f"calibrate {profile.name}", unit="artifact",
-                                                   disable=not progress, leave=False)):
-            try:
-                spec.check_fits(model.config.heads, model.config.ffn)
-            except Exception:
-                continue
+        for i, (spec, fmt, prec, ns) in enumerate(tqdm(jobs, desc=f"calibrate {profile.name}", unit="artifact",
+                                                       disable=not progress, leave=False)):
             conv = CONVERTERS.get(fmt)()
-            path = Path(tmp) / f"{i}-{spec.key}-{prec}{conv.suffix}"
+            path = Path(tmp) / f"{i}-{spec.key}-{prec}-{ns[0]}{conv.suffix}"
             # Timing does not depend on which heads are kept, so no rewiring is needed here.
-            conv.convert(slice_model(model, spec).eval(), ArtifactConfig(fmt, prec, req.seq_len), path)
-            r = run_bench(req.target, path, BenchConfig(threads=threads, runs=req.runs, seq_len=req.seq_len),
-                          req.options)
-            out.append((Measurement(costs(model.config, req.seq_len, spec), fmt, prec, threads, r.p50_ms,
-                                    label=spec.key), r))
+            conv.convert(slice_model(model, spec).eval(), ArtifactConfig(fmt, prec, ns[0]), path)
+            for n in ns:
+                r = run_bench(req.target, path, BenchConfig(threads=threads, runs=req.runs, seq_len=n), req.options)
+                out.append((Measurement(costs(model.config, n, spec), fmt, prec, threads, r.p50_ms, label=spec.key), r))
             path.unlink()
     return out
 
@@ -97,20 +127,36 @@ def _p90(xs: list[float]) -> float:
     return xs[min(len(xs) - 1, int(round(0.9 * (len(xs) - 1))))]
 
 
-def _fit_with_holdout(measurements, device: str, source: str):
+def _held_out_specs(measurements) -> set[str]:
+    """Every 3rd sub-network by size (the 2nd, 5th, 8th), all its lengths, formats and precisions with it."""
+    size: dict[str, int] = {}
+    for m in measurements:
+        size[m.label] = max(size.get(m.label, 0), m.costs.total_macs)
+    ranked = sorted(size, key=size.get)
+    return {k for j, k in enumerate(ranked) if j % 3 == 1} if len(ranked) > 5 else set()
+
+
+def _fit_with_holdout(measurements, device: str, source: str, parallel_efficiency: float | None = None):
+    """Fit on all but the held-out sub-networks (to judge), then on all (to write).
+
+    `parallel_efficiency`: kept when every measurement has one thread count (fit() cannot infer it
+    then and would write its default): the device's own figure still scales other thread counts.
+    """
     from .latency import fit
 
-    by_group: dict[tuple, list] = {}
-    for m in measurements:
-        by_group.setdefault((m.format, m.precision), []).append(m)
-    train, held = [], []
-    for ms in by_group.values():
-        ms = sorted(ms, key=lambda m: m.costs.total_macs)
-        for j, m in enumerate(ms):
-            (held if j % 4 == 2 and len(ms) > 5 else train).append(m)
-    trial = fit(train, device=device, source=source)
+    held_specs = _held_out_specs(measurements)
+    train = [m for m in measurements if m.label not in held_specs]
+    held = [m for m in measurements if m.label in held_specs]
+    one_thread_count = len({m.threads for m in measurements}) == 1
+    keep = parallel_efficiency is not None and one_thread_count
+
+    def fitted(ms):
+        model = fit(ms, device=device, source=source)
+        return dataclasses.replace(model, parallel_efficiency=parallel_efficiency) if keep else model
+
+    trial = fitted(train)
     held_err = _rel_errors(trial, held) if held else []
-    final = fit(measurements, device=device, source=source)
+    final = fitted(measurements)
     if held_err:
         # Predictions promise the held-out error (what an unseen sub-network will see), not the fit's own.
         med, p90 = statistics.median(held_err), _p90(held_err)
@@ -133,6 +179,16 @@ def _write_override(path: Path, profile, model, target_desc: str, full: bool) ->
     return path
 
 
+def _with_profile_options(req: CalibrateRequest, profile) -> CalibrateRequest:
+    """Default the runner's big-core mask and expected device model names from the profile."""
+    from .runners import RunnerOptions
+
+    opts = req.options or RunnerOptions()
+    opts = dataclasses.replace(opts, taskset_mask=opts.taskset_mask or profile.big_core_mask,
+                               expected_models=opts.expected_models or profile.device_models)
+    return dataclasses.replace(req, options=opts)
+
+
 def calibrate(req: CalibrateRequest, progress: bool = True) -> dict:
     from .export import load
     from .profiles import config_dir, load_profile
@@ -142,6 +198,7 @@ def calibrate(req: CalibrateRequest, progress: bool = True) -> dict:
 
     parse_target(req.target)  # a bad target fails before minutes of exporting
     profile = load_profile(req.device)
+    req = _with_profile_options(req, profile)
     plan = _plan(req, profile)
     threads = req.threads or profile.default_threads
     if req.target == "local":
@@ -156,9 +213,12 @@ def calibrate(req: CalibrateRequest, progress: bool = True) -> dict:
     measurements = [m for m, _ in pairs]
     where = pairs[0][1]
     target_desc = f"{where.where} ({where.device}, {where.runtime} {where.runtime_version})"
-    source = (f"calibrated: fitted on {len(measurements)} measurements on {target_desc}, "
-              f"{req.runs} runs each, {date.today().isoformat()}")
-    final, trial, train, held, held_err = _fit_with_holdout(measurements, profile.name, source)
+    n_specs = len({m.label for m in measurements})
+    lengths = sorted({m.seq_len for m in measurements}, reverse=True)
+    source = (f"calibrated: fitted on {len(measurements)} measurements on {target_desc} ({n_specs} sub-networks, "
+              f"seq {'/'.join(map(str, lengths))}), {req.runs} runs each, {date.today().isoformat()}")
+    final, trial, train, held, held_err = _fit_with_holdout(measurements, profile.name, source,
+                                                            profile.latency_model.parallel_efficiency)
     out = Path(req.out) if req.out else config_dir() / "profiles" / f"{profile.name}.yaml"
     if profile.path and out.resolve() == Path(profile.path).resolve():
         raise UsageError(f"--out {out} is the shipped profile itself; calibration writes an override elsewhere")
@@ -166,7 +226,8 @@ def calibrate(req: CalibrateRequest, progress: bool = True) -> dict:
     rows = []
     for m in measurements:
         pred = trial.predict_latency(m.costs, m.format, m.precision, m.threads).value
-        rows.append({"spec": m.label, "format": m.format, "precision": m.precision, "threads": m.threads,
+        rows.append({"spec": m.label, "seq_len": m.seq_len, "format": m.format, "precision": m.precision,
+                     "threads": m.threads,
                      "measured_p50_ms": m.p50_ms, "predicted_ms": pred, "rel_error": abs(pred - m.p50_ms) / m.p50_ms,
                      "held_out": m in held})
     use = (f"the selector uses it for --device {profile.name} from now on" if not req.out
@@ -175,4 +236,5 @@ def calibrate(req: CalibrateRequest, progress: bool = True) -> dict:
             "held_out_median_error": statistics.median(held_err) if held_err else None,
             "held_out_p90_error": _p90(held_err) if held_err else None,
             "fit_median_error": statistics.median(_rel_errors(trial, train)),
-            "n_measurements": len(measurements)}
+            "n_measurements": len(measurements), "n_subnetworks": n_specs, "seq_lens": lengths,
+            "parallel_efficiency": final.parallel_efficiency}

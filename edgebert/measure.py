@@ -31,13 +31,16 @@ def local_measurer(threads: int, seq_len: int, runs: int = 50, warmup: int = 5):
     return measure
 
 
-def runner_options(args, profile_mask: str | None):
+def runner_options(args, device: dict | None):
+    """RunnerOptions from CLI flags, with the device profile's big-core mask and model names as defaults."""
     from .runners import RunnerOptions
 
+    device = device or {}
     return RunnerOptions(adb_path=args.adb_path, benchmark_binary=args.benchmark_binary,
                          onnx_perf_test=args.onnx_perf_test, remote_python=args.remote_python,
                          ssh_identity=args.identity, ssh_config=args.ssh_config,
-                         taskset_mask=args.taskset or profile_mask)
+                         taskset_mask=args.taskset or device.get("big_core_mask"),
+                         expected_models=tuple(device.get("device_models") or ()))
 
 
 def _unsupported(target_kind: str, fmt: str, args) -> str | None:
@@ -61,8 +64,7 @@ def bench_folder(args, progress: bool = True) -> dict:
     arts = [a for a in manifest["artifacts"] if args.formats is None or a["format"] in args.formats]
     if not arts:
         raise UsageError(f"{folder} has no artifacts of format {','.join(args.formats or [])}")
-    mask = (manifest.get("device") or {}).get("big_core_mask")
-    options = runner_options(args, mask)
+    options = runner_options(args, manifest.get("device"))
     threads = args.threads or (manifest.get("budget") or {}).get("threads") or 1
     plan, skipped = [], []
     for a in arts:

@@ -66,6 +66,7 @@ class DeviceProfile:
     default_budget_ms: float
     latency_model: LatencyModel
     big_core_mask: str | None = None  # taskset mask of the big cores (phones)
+    device_models: tuple[str, ...] = ()  # model strings the device reports (ro.product.model, /proc/device-tree/model)
     path: str = ""
     sha256: str = ""  # of the profile file as read
     provenance: tuple[str, ...] = ()  # what else shaped this profile (detection, calibration overrides)
@@ -79,6 +80,7 @@ class DeviceProfile:
             "ram_mb": self.ram_mb, "model_memory_mb": self.model_memory_mb, "default_threads": self.default_threads,
             "formats": list(self.formats), "runtime": self.runtime, "reach": self.reach,
             "default_budget_ms": self.default_budget_ms, "big_core_mask": self.big_core_mask,
+            "device_models": list(self.device_models),
             "provenance": list(self.provenance), "latency_model": self.latency_model.to_dict(),
         }
 
@@ -224,6 +226,7 @@ def _read_profile(path: Path) -> DeviceProfile:
         reach=reach,
         default_budget_ms=r.positive(doc, "default_budget_ms", ""),
         big_core_mask=mask,
+        device_models=tuple(str(m) for m in r.seq(doc, "device_models", "", required=False)),
         latency_model=_read_latency_model(r, r.mapping(doc, "latency_model", ""), name),
         path=str(path.resolve()),
         sha256=sha,

@@ -135,7 +135,7 @@ def _measurer(req: DeviceExport, profile, spec, predict, seq_len: int, threads: 
     targets = ["local"] if req.measure else []
     if req.target:
         targets.append(req.target)
-    options = RunnerOptions(taskset_mask=profile.big_core_mask)
+    options = RunnerOptions(taskset_mask=profile.big_core_mask, expected_models=profile.device_models)
 
     def measure(entry: dict, path: Path) -> None:
         predict(entry, spec)
