@@ -164,7 +164,7 @@ def test_check_catches_a_parity_regression(built, tmp_path, capsys, monkeypatch)
     assert "board-a-40ms/model.tflite" in capsys.readouterr().out
 
 
-def test_editing_a_budget_rebuilds_only_that_entry(tmp_path, monkeypatch):
+def test_editing_a_budget_rebuilds_only_that_entry(tmp_path, monkeypatch, capsys):
     from edgebert import select_export
 
     root = make_project(tmp_path)
@@ -178,6 +178,8 @@ def test_editing_a_budget_rebuilds_only_that_entry(tmp_path, monkeypatch):
     a_before, b_before = snapshot(out / "board-a-40ms"), snapshot(out / "board-b-40ms")
     write_config(root, MATRIX.replace('latency = ["40ms"]', 'latency = ["40ms"]\nmemory = "90MB"'),
                  formats=("torchscript",))
+    assert main(["build", str(cfg), "--check"]) == 4  # the CI gate sees the folder no longer matches the config
+    assert "board-b-40ms is stale (inputs changed: budget)" in capsys.readouterr().out
     assert main(["build", str(cfg)]) == 0
     rows = {e["name"]: e for e in index_of(out)["entries"]}
     assert rows["board-a-40ms"]["status"] == "cached" and snapshot(out / "board-a-40ms") == a_before
