@@ -44,8 +44,9 @@ def _cpu_seconds() -> float:
 
 
 def _run(config: Path) -> tuple[float, float, dict]:
-    """(wall s, CPU s, index) of one `edgebert build` process. CPU seconds hardly depend on what else
-    the machine runs; wall seconds do (a shared machine's other jobs take cores away)."""
+    """(wall s, CPU s, index) of one `edgebert build` process. On a shared machine both grow with the
+    other jobs' load: wall time because they take cores away, CPU time because OpenMP threads spin
+    while they wait for a core (the same cold build measured 150 and 237 CPU s at load ~3 and ~4)."""
     t0, c0 = time.perf_counter(), _cpu_seconds()
     r = subprocess.run([sys.executable, "-m", "edgebert.cli", "build", str(config), "--json"], cwd=ROOT,
                        capture_output=True, text=True)
