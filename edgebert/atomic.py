@@ -39,6 +39,10 @@ def atomic_dir(out: Path, force: bool = False):
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
         yield tmp
+        # mkdtemp makes 0700 folders; the published one gets the user's usual permissions.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)
         if out.exists():
             # Move the old folder aside first so a crash between the two renames loses nothing.
             old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))

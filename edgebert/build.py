@@ -9,7 +9,6 @@ top lists every entry and artifact; `--check` re-verifies what is on disk withou
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -303,26 +302,6 @@ class _Model:
         return self.loaded
 
 
-@contextlib.contextmanager
-def _quality_once():
-    """device_export measures the model's proxy quality table on every call (~45 s for MiniLM on 2 cores);
-    it depends on the loaded model only, so one build computes it once per model."""
-    from . import select_export
-
-    real, memo = select_export.quality_for, {}
-
-    def once(loaded, progress):
-        if id(loaded) not in memo:
-            memo[id(loaded)] = (loaded, real(loaded, progress))  # keeps `loaded` alive: its id stays unique
-        return memo[id(loaded)][1]
-
-    select_export.quality_for = once
-    try:
-        yield
-    finally:
-        select_export.quality_for = real
-
-
 # ---- index.json --------------------------------------------------------------------------------------
 
 def _artifact_row(folder: str, a: dict, raw: list[str]) -> dict:
@@ -400,17 +379,16 @@ def build(cfg: BuildConfig, only: list[str] | None = None, no_cache: bool = Fals
         say = lambda line: bar.write(line, file=sys.stderr)  # noqa: E731
     finished = False
     try:
-        with _quality_once():
-            for i, entry in enumerate(todo, 1):
-                if bar is not None:
-                    bar.set_postfix_str(entry.folder)
-                row = _build_or_reuse(cfg, entry, plan[entry.folder], previous, model, no_cache, progress)
-                rows[entry.folder] = row
-                seconds = f" in {row['seconds']:.0f} s" if row["seconds"] is not None else ""
-                why = row["message"] or row["reason"]
-                say(f"[{i}/{len(todo)}] {entry.folder}: {row['status']}{seconds}" + (f" ({why})" if why else ""))
-                if bar is not None:
-                    bar.update(1)
+        for i, entry in enumerate(todo, 1):
+            if bar is not None:
+                bar.set_postfix_str(entry.folder)
+            row = _build_or_reuse(cfg, entry, plan[entry.folder], previous, model, no_cache, progress)
+            rows[entry.folder] = row
+            seconds = f" in {row['seconds']:.0f} s" if row["seconds"] is not None else ""
+            why = row["message"] or row["reason"]
+            say(f"[{i}/{len(todo)}] {entry.folder}: {row['status']}{seconds}" + (f" ({why})" if why else ""))
+            if bar is not None:
+                bar.update(1)
         finished = True
     finally:
         if bar is not None:

@@ -87,6 +87,7 @@ class Loaded:
     tokenizer: object
     rewired: Bert | None = None
     rewiring: dict | None = None
+    quality: tuple[dict, str] | None = None  # (table, source) once the selector has read or measured it
 
     def for_slicing(self, spec: SubnetSpec, do_rewire: bool, progress: bool) -> tuple[Bert, dict | None]:
         """The model to slice: rewired once (if useful and not done before), then reused."""

@@ -240,7 +240,8 @@ class Bert(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         (directory / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
         tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        save_file(tensors, str(directory / WEIGHTS_FILE), metadata={"format": "edgebert", "version": str(FORMAT_VERSION)})
+        # One metadata key: safetensors writes several in random order, which breaks byte-identical builds.
+        save_file(tensors, str(directory / WEIGHTS_FILE), metadata={"format": f"edgebert/{FORMAT_VERSION}"})
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -169,8 +169,8 @@ def test_editing_a_budget_rebuilds_only_that_entry(tmp_path, monkeypatch, capsys
 
     root = make_project(tmp_path)
     calls = []
-    real = select_export.quality_for
-    monkeypatch.setattr(select_export, "quality_for", lambda *a: calls.append(1) or real(*a))
+    real = select_export._quality
+    monkeypatch.setattr(select_export, "_quality", lambda *a: calls.append(1) or real(*a))
     cfg = write_config(root, MATRIX, formats=("torchscript",))
     assert main(["build", str(cfg)]) == 0
     assert len(calls) == 1  # the proxy quality table is measured once per build, not per entry
