@@ -19,13 +19,22 @@ def test_calibrate_local_writes_override_used_by_selector(tiny_model_dir, tmp_pa
                  "--formats", "onnx", "--precisions", "fp32", "--seq-len", "16", "--runs", "5", "--json"])
     r = json.loads(capsys.readouterr().out)
     assert code == 0
-    assert r["n_measurements"] == 10 and sum(x["held_out"] for x in r["rows"]) >= 2
+    # 10 sub-networks, each measured at --seq-len and half of it (one ONNX file, dynamic shapes)
+    assert r["n_subnetworks"] == 10 and r["seq_lens"] == [16, 8] and r["n_measurements"] == 20
+    assert sorted((x["spec"], x["seq_len"]) for x in r["rows"]) == sorted(
+        {(x["spec"], n) for x in r["rows"] for n in (16, 8)})
     assert all(x["measured_p50_ms"] > 0 for x in r["rows"])
+    # held out by sub-network: 3 of 10, at both lengths, never also in the fit
+    held = {x["spec"] for x in r["rows"] if x["held_out"]}
+    assert len(held) == 3 and sum(x["held_out"] for x in r["rows"]) == 6
     assert r["held_out_median_error"] is not None
     override = tmp_path / "cfg" / "profiles" / "host.yaml"
     assert r["override"] == str(override) and override.exists()
     doc = yaml.safe_load(override.read_text())
-    assert doc["latency_model"]["source"].startswith("calibrated: fitted on 10 measurements on local")
+    assert doc["latency_model"]["source"].startswith("calibrated: fitted on 20 measurements on local")
+    # one thread count measured: the efficiency cannot be fitted, so the profile's own is kept (not fit()'s 0.8)
+    assert doc["latency_model"]["parallel_efficiency"] == shipped.latency_model.parallel_efficiency
+    assert r["parallel_efficiency"] == shipped.latency_model.parallel_efficiency
     # the shipped profile is untouched; loading it now merges the override
     assert open(shipped.path, "rb").read() == shipped_bytes
     merged = load_profile("host")
