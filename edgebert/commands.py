@@ -146,9 +146,10 @@ def format_profile(p) -> str:
 
 def format_calibration(r: dict) -> str:
     lines = [f"calibrated {r['device']} on {r['target']}: {r['n_measurements']} measurements",
-             f"{'spec':<12}{'format':<8}{'prec':<6}{'thr':>4}{'measured p50':>14}{'predicted':>11}{'error':>8}  set"]
+             f"{'spec':<12}{'format':<8}{'prec':<6}{'thr':>4}{'seq':>5}{'measured p50':>14}{'predicted':>11}{'error':>8}  set"]
     for x in r["rows"]:
-        lines.append(f"{x['spec']:<12}{x['format']:<8}{x['precision']:<6}{x['threads']:>4}{x['measured_p50_ms']:>14.2f}"
+        lines.append(f"{x['spec']:<12}{x['format']:<8}{x['precision']:<6}{x['threads']:>4}{x.get('seq_len', '-'):>5}"
+                     f"{x['measured_p50_ms']:>14.2f}"
                      f"{x['predicted_ms']:>11.2f}{100 * x['rel_error']:>7.1f}%  {'held out' if x['held_out'] else 'fit'}")
     lines.append(f"fit median |error| {100 * r['fit_median_error']:.1f}%; held-out median |error| "
                  f"{_fmt(r['held_out_median_error'] and 100 * r['held_out_median_error'], '.1f')}%, p90 "
