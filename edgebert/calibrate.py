@@ -83,13 +83,7 @@ def _measure_all(req, profile, model, plan, threads, progress) -> list:
     from .slicing import slice_model
 
     lengths = seq_lens(req.seq_len)
-    specs = []
-    for spec in CALIBRATION_SPECS:
-        try:
-            spec.check_fits(model.config.heads, model.config.ffn)
-            specs.append(spec)
-        except Exception:
-            continue
+    specs = [s for s in CALIBRATION_SPECS if s.fits(model.config.heads, model.config.ffn)]
     # Static-shape formats at the shorter length: every other sub-network by size, smallest first.
     both = set(sorted(specs, key=lambda s: costs(model.config, req.seq_len, s).total_macs)[::2])
     jobs = []  # (spec, format, precision, lengths of one file: the file's own first)

@@ -45,13 +45,7 @@ def _quality(loaded: Loaded, progress: bool) -> tuple[dict, str]:
     specs = [SubnetSpec(w, d) for w in WIDTHS for d in DEPTHS]
     model, _ = loaded.for_slicing(SubnetSpec(0.5, 1.0), True, progress)  # the rewired model, as exported
     texts = calibration_texts()[64:]  # held out from the texts rewiring used
-    valid = []
-    for s in specs:
-        try:
-            s.check_fits(model.config.heads, model.config.ffn)
-            valid.append(s)
-        except Exception:
-            continue
+    valid = [s for s in specs if s.fits(model.config.heads, model.config.ffn)]
     q = proxy_quality(model, loaded.tokenizer, texts, valid, seq_len=128)
     return q, f"proxy (this model has no quality.json): mean cosine of each sub-network's embedding to the full model's on {len(texts)} held-out calibration texts"
 

@@ -57,6 +57,14 @@ class SubnetSpec:
     def from_dict(cls, d: dict) -> "SubnetSpec":
         return cls(width=d["width"], depth=d["depth"])
 
+    def fits(self, heads: tuple[int, ...], ffn: tuple[int, ...]) -> bool:
+        """True if this spec keeps at least one layer, head and neuron of a model with these shapes."""
+        try:
+            self.check_fits(heads, ffn)
+        except SpecError:
+            return False
+        return True
+
     def check_fits(self, heads: tuple[int, ...], ffn: tuple[int, ...]) -> None:
         """Raise SpecError if this spec leaves a layer with no heads/neurons, or no layers."""
         if not kept_layers(self.depth, len(heads)):
