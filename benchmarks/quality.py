@@ -35,6 +35,7 @@ def _train(args) -> dict:
     from edgebert.train import TrainConfig, train
 
     cfg = TrainConfig(data="rotten-tomatoes", out=args.out, seq_len=args.seq_len, batch_size=args.batch_size,
+                      epochs=args.epochs,
                       max_steps=args.max_steps, teacher_max_steps=args.teacher_max_steps, lr=args.lr,
                       rewire_texts=args.rewire_texts, keep_teacher=True, resume=args.resume, force=not args.resume)
     t0 = time.perf_counter()
@@ -89,6 +90,7 @@ def main(argv=None) -> int:
     p.add_argument("--resume", action="store_true", help="resume an interrupted training run")
     p.add_argument("--seq-len", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--epochs", type=float, default=1.0, help="epochs per stage (capped by the step caps)")
     p.add_argument("--max-steps", type=int, default=100)
     p.add_argument("--teacher-max-steps", type=int, default=300)
     p.add_argument("--lr", type=float, default=5e-5)
