@@ -3,7 +3,8 @@
 Measured on MiniLM (seq 128, 1 thread): saving an ORT-optimised graph gains nothing at run time (ORT
 applies the same passes when it loads the file, ~35 ms either way, session creation 165 vs 142 ms),
 and the "extended" level writes com.microsoft fused ops other runtimes cannot read. So the artifact is
-the plain exporter output. Every precision is byte-identical across runs of the same model.
+the plain exporter output. Every precision is byte-identical across runs of the same model in the
+same checkout; the node stack traces hold its absolute paths, which `normalise` (edgebert build) drops.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ._common import standard_tolerance
 __all__ = ["OnnxConverter"]
 
 OPSET = 20
+_STACK_TRACE = "pkg.torch.onnx.stack_trace"
 _MAX_OUTLIERS = 8  # per layer: a handful of channels carry the outliers in BERTs
 _ORT_DTYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32}
 
@@ -100,6 +102,11 @@ class OnnxConverter:
     def load(self, path: Path, threads: int = 1):
         return _OrtRuntime(Path(path), threads)
 
+    def normalise(self, src: Path, dst: Path) -> str:
+        """Write `src` to `dst` without what varies between build machines; say what changed (build)."""
+        _strip_stack_traces(src, dst)
+        return "node stack traces (paths of the build machine) dropped"
+
     def tolerance(self, precision: str) -> Tolerance:
         return standard_tolerance(precision)
 
@@ -110,6 +117,35 @@ class OnnxConverter:
         import onnxruntime
 
         return onnxruntime.__version__
+
+
+def _strip_stack_traces(src: Path, dst: Path) -> None:
+    """Drop the per-node `pkg.torch.onnx.stack_trace` metadata of a torch.onnx (dynamo) export.
+
+    It holds the Python stack of every traced op: absolute paths of the installed edgebert (another
+    checkout, venv or Python patch release gives other bytes) and its line numbers. Only debugging
+    tools read it; the graph, the weights and the other metadata are kept as they are.
+    """
+    import onnx
+
+    model = onnx.load(str(src), load_external_data=False)
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+        raise ValueError("the model keeps its weights in an external file")
+
+    def strip(nodes) -> None:
+        for node in nodes:
+            keep = [p for p in node.metadata_props if p.key != _STACK_TRACE]
+            if len(keep) != len(node.metadata_props):
+                del node.metadata_props[:]
+                node.metadata_props.extend(keep)
+            for attr in node.attribute:
+                for graph in [attr.g, *attr.graphs] if attr.HasField("g") else attr.graphs:
+                    strip(graph.node)
+
+    strip(model.graph.node)
+    for function in model.functions:
+        strip(function.node)
+    Path(dst).write_bytes(model.SerializeToString())
 
 
 class _OrtRuntime:

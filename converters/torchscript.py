@@ -7,12 +7,14 @@ after SmoothQuant scaling 0.96 / 0.98 -- under the 0.98 gate. (The qnnpack engin
 0.98 / 0.99, but the engine is chosen by the app that loads the file, so a verified x86 figure would not
 describe it.) Requests for int8 or fp16 therefore fall back to fp32 with a note.
 
-Not byte-reproducible: torch.jit.save writes a random serialization_id and per-process name-mangling
-counters into the zip; the weights and code are the same.
+Not byte-reproducible as saved: torch.jit.save writes a random serialization_id and per-process
+name-mangling counters into the zip (the weights and code are the same); `normalise` (edgebert build)
+rewrites the zip so that they are.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -60,11 +62,66 @@ class TorchScriptConverter:
     def load(self, path: Path, threads: int = 1):
         return _TorchScriptRuntime(Path(path), threads)
 
+    def normalise(self, src: Path, dst: Path) -> str:
+        """Write `src` to `dst` so that the same model gives the same bytes; say what changed (build)."""
+        _reproducible_zip(src, dst)
+        return ("zip rewritten: serialization_id from the content, mangled class names stripped, .debug_pkl "
+                "source ranges dropped")
+
     def tolerance(self, precision: str) -> Tolerance:
         return standard_tolerance(precision)
 
     def runtime_version(self) -> str:
         return torch.__version__
+
+
+def _reproducible_zip(src: Path, dst: Path) -> None:
+    """Rewrite a torch.jit.save zip so that the same model gives the same bytes.
+
+    torch.jit.save varies in three places: `.data/serialization_id` (random; replaced by a hash of the
+    other records), the `___torch_mangle_N` class names (N counts the scripted classes created earlier
+    in the process; stripped), and the `.debug_pkl` source ranges, which hold the tracing call stack
+    with absolute paths of the build machine (dropped: only TorchScript error messages use them).
+    Records keep their order, are stored uncompressed with a fixed timestamp, and their data stays
+    64-byte aligned as torch writes it. Raises ValueError when the archive holds something unexpected.
+    """
+    import pickletools
+    import re
+    import zipfile
+
+    mangle = re.compile(rb"[./]___torch_mangle_\d+")
+    with zipfile.ZipFile(src) as z:
+        infos = z.infolist()
+        prefix = infos[0].filename.split("/")[0] + "/"
+        records = [(i.filename[len(prefix):], z.read(i)) for i in infos]
+    out = []
+    for name, data in records:
+        if name.endswith(".debug_pkl"):
+            continue
+        if name.endswith(".pkl"):
+            # Only GLOBAL opcodes (newline-terminated text) may name a class: a length-prefixed string would break.
+            for op, arg, _ in pickletools.genops(data):
+                if op.name != "GLOBAL" and "___torch_mangle_" in str(arg):
+                    raise ValueError(f"{name} names a mangled class outside a GLOBAL opcode")
+        if name.endswith(".pkl") or name.startswith("code/"):
+            data = mangle.sub(b"", data)
+        out.append((mangle.sub(b"", name.encode()).decode(), data))
+    names = [n for n, _ in out]
+    if len(set(names)) != len(names):
+        raise ValueError("two classes differ only by their mangled names")
+    h = hashlib.sha256()
+    for name, data in out:
+        if name != ".data/serialization_id":
+            h.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    sid = f"{int(h.hexdigest(), 16) % 10 ** 40:040d}".encode()
+    with zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as z:
+        for name, data in out:
+            info = zipfile.ZipInfo(prefix + name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.create_system = 3
+            data_at = z.fp.tell() + 30 + len(info.filename.encode()) + 4  # local header + our 4-byte extra header
+            pad = -data_at % 64
+            info.extra = b"FB" + pad.to_bytes(2, "little") + b"Z" * pad  # torch's own alignment padding
+            z.writestr(info, sid if name == ".data/serialization_id" else data)
 
 
 def _check_generalises(model, frozen, seq_len: int) -> None:

@@ -20,8 +20,8 @@ from .build_config import BuildConfig, BuildConfigError, BuildEntry, select_entr
 from .errors import BudgetError, EdgebertError, OutputError, ParityError
 from .manifest import MANIFEST, now_iso, read_manifest, sha256_file, write_manifest
 
-__all__ = ["build", "check", "cache_inputs", "cache_key", "model_fingerprint", "normalise_onnx",
-           "normalise_torchscript", "format_summary", "format_check", "INDEX", "INDEX_SCHEMA"]
+__all__ = ["build", "check", "cache_inputs", "cache_key", "model_fingerprint", 
+           "format_summary", "format_check", "INDEX", "INDEX_SCHEMA"]
 
 INDEX = "index.json"
 INDEX_SCHEMA = "edgebert.build-index/1"
@@ -122,98 +122,10 @@ def _cached(folder: Path, key: str, inputs: dict) -> tuple[dict | None, str]:
 
 # ---- reproducible bytes: what the exporters write that varies between builds ---------------------------
 
-_STACK_TRACE = "pkg.torch.onnx.stack_trace"
-
-
-def normalise_onnx(src: Path, dst: Path) -> None:
-    """Drop the per-node `pkg.torch.onnx.stack_trace` metadata of a torch.onnx (dynamo) export.
-
-    It holds the Python stack of every traced op: absolute paths of the installed edgebert (another
-    checkout, venv or Python patch release gives other bytes) and its line numbers. Only debugging
-    tools read it; the graph, the weights and the other metadata are kept as they are.
-    """
-    import onnx
-
-    model = onnx.load(str(src), load_external_data=False)
-    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
-        raise ValueError("the model keeps its weights in an external file")
-
-    def strip(nodes) -> None:
-        for node in nodes:
-            keep = [p for p in node.metadata_props if p.key != _STACK_TRACE]
-            if len(keep) != len(node.metadata_props):
-                del node.metadata_props[:]
-                node.metadata_props.extend(keep)
-            for attr in node.attribute:
-                for graph in [attr.g, *attr.graphs] if attr.HasField("g") else attr.graphs:
-                    strip(graph.node)
-
-    strip(model.graph.node)
-    for function in model.functions:
-        strip(function.node)
-    Path(dst).write_bytes(model.SerializeToString())
-
-
-def normalise_torchscript(src: Path, dst: Path) -> None:
-    """Rewrite a torch.jit.save zip so that the same model gives the same bytes.
-
-    torch.jit.save varies in three places: `.data/serialization_id` (random; replaced by a hash of the
-    other records), the `___torch_mangle_N` class names (N counts the scripted classes created earlier
-    in the process; stripped), and the `.debug_pkl` source ranges, which hold the tracing call stack
-    with absolute paths of the build machine (dropped: only TorchScript error messages use them).
-    Records keep their order, are stored uncompressed with a fixed timestamp, and their data stays
-    64-byte aligned as torch writes it. Raises ValueError when the archive holds something unexpected.
-    """
-    import pickletools
-    import re
-    import zipfile
-
-    mangle = re.compile(rb"[./]___torch_mangle_\d+")
-    with zipfile.ZipFile(src) as z:
-        infos = z.infolist()
-        prefix = infos[0].filename.split("/")[0] + "/"
-        records = [(i.filename[len(prefix):], z.read(i)) for i in infos]
-    out = []
-    for name, data in records:
-        if name.endswith(".debug_pkl"):
-            continue
-        if name.endswith(".pkl"):
-            # Only GLOBAL opcodes (newline-terminated text) may name a class: a length-prefixed string would break.
-            for op, arg, _ in pickletools.genops(data):
-                if op.name != "GLOBAL" and "___torch_mangle_" in str(arg):
-                    raise ValueError(f"{name} names a mangled class outside a GLOBAL opcode")
-        if name.endswith(".pkl") or name.startswith("code/"):
-            data = mangle.sub(b"", data)
-        out.append((mangle.sub(b"", name.encode()).decode(), data))
-    names = [n for n, _ in out]
-    if len(set(names)) != len(names):
-        raise ValueError("two classes differ only by their mangled names")
-    h = hashlib.sha256()
-    for name, data in out:
-        if name != ".data/serialization_id":
-            h.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
-    sid = f"{int(h.hexdigest(), 16) % 10 ** 40:040d}".encode()
-    with zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as z:
-        for name, data in out:
-            info = zipfile.ZipInfo(prefix + name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.create_system = 3
-            data_at = z.fp.tell() + 30 + len(info.filename.encode()) + 4  # local header + our 4-byte extra header
-            pad = -data_at % 64
-            info.extra = b"FB" + pad.to_bytes(2, "little") + b"Z" * pad  # torch's own alignment padding
-            z.writestr(info, sid if name == ".data/serialization_id" else data)
-
-
-# format: (normaliser, what it changes: recorded in the artifact's notes)
-_NORMALISERS = {
-    "onnx": (normalise_onnx, "node stack traces (paths of the build machine) dropped"),
-    "torchscript": (normalise_torchscript, "zip rewritten: serialization_id from the content, mangled class "
-                    "names stripped, .debug_pkl source ranges dropped"),
-}
-
-
-def _normalise_artifacts(folder: Path, manifest: dict) -> list[str]:
-    """Replace each artifact that has a normaliser by its normalised file, if its runtime loads that and
-    computes bit-identical outputs on the parity sentences. Returns the files left as the exporter wrote them.
+def _normalise_artifacts(folder: Path, manifest: dict) -> tuple[list[str], int]:
+    """Replace each artifact whose converter has a `normalise` hook by its normalised file, if its runtime
+    loads that and computes bit-identical outputs on the parity sentences. Returns (the files left as the exporter wrote
+    them, how many were replaced).
 
     The parity figures stay those export verified: only metadata and names changed, and the outputs are
     the same to the bit (re-running the gate would cost ~4 s per MiniLM artifact for the same numbers;
@@ -224,15 +136,14 @@ def _normalise_artifacts(folder: Path, manifest: dict) -> list[str]:
     from .tokenizer import encode, load_tokenizer
     from .verify import PARITY_TEXTS
 
-    tokenizer, raw = load_tokenizer(folder), []
+    tokenizer, raw, replaced = load_tokenizer(folder), [], 0
     for a in manifest["artifacts"]:
-        if a["format"] not in _NORMALISERS:
-            continue
-        normalise, what = _NORMALISERS[a["format"]]
-        path, staged = folder / a["file"], folder / f".{a['file']}.normalised"
         conv = CONVERTERS.get(a["format"])()
+        if not hasattr(conv, "normalise"):  # its exporter already writes the same bytes every time
+            continue
+        path, staged = folder / a["file"], folder / f".{a['file']}.normalised"
         try:
-            normalise(path, staged)
+            what = conv.normalise(path, staged)
             feeds = encode(tokenizer, list(PARITY_TEXTS), seq_len=a["seq_len"])
             same = np.array_equal(conv.load(path)(feeds), conv.load(staged)(feeds))
             why = None if same else "its outputs differed"
@@ -244,10 +155,11 @@ def _normalise_artifacts(folder: Path, manifest: dict) -> list[str]:
             raw.append(a["file"])
             continue
         os.replace(staged, path)
+        replaced += 1
         a.update(size_bytes=path.stat().st_size, sha256=sha256_file(path))
         a["notes"].append(f"normalised by edgebert build for byte-reproducibility ({what}); outputs bit-identical "
                           "to the verified file's")
-    return raw
+    return raw, replaced
 
 
 # ---- building one entry ----------------------------------------------------------------------------
@@ -271,8 +183,8 @@ def _build_one(cfg: BuildConfig, entry: BuildEntry, key: str, inputs: dict, load
                            formats=cfg.formats, quantize=cfg.quantize, seq_len=cfg.seq_len, threads=cfg.threads,
                            out=str(tmp), force=True, target=entry.target, measure=cfg.measure, runs=cfg.runs)
         manifest, _ = device_export(req, progress=progress, loaded=loaded)  # stage bars below the matrix bar
-        raw = _normalise_artifacts(tmp, manifest)
-        if any(a["format"] in _NORMALISERS for a in manifest["artifacts"]):
+        raw, normalised = _normalise_artifacts(tmp, manifest)
+        if normalised:
             write_report(manifest, tmp)  # normalised files have other sizes
         files = sorted(p for p in tmp.rglob("*") if p.is_file() and p.name not in _UNHASHED)
         artifacts = {a["file"] for a in manifest["artifacts"]}

@@ -228,12 +228,12 @@ def test_parity_failure_exits_4_and_keeps_the_other_entry(tmp_path, monkeypatch,
 
 
 def test_torchscript_kept_raw_when_it_cannot_be_normalised(tmp_path, monkeypatch):
-    import edgebert.build as b
+    from edgebert.registry import CONVERTERS
 
-    def refuse(src, dst):
+    def refuse(self, src, dst):
         raise ValueError("unexpected record")
 
-    monkeypatch.setitem(b._NORMALISERS, "torchscript", (refuse, "nothing"))
+    monkeypatch.setattr(CONVERTERS.get("torchscript"), "normalise", refuse)
     root = make_project(tmp_path)
     cfg = write_config(root, '[[entry]]\ndevice = "board-a.yaml"\n', formats=("torchscript",))
     assert main(["build", str(cfg)]) == 0
@@ -311,7 +311,6 @@ def test_normalised_torchscript_zip_is_reproducible_and_loads(tmp_path):
 
     from edgebert.converters._common import example_inputs
     from edgebert.artifact import ArtifactConfig
-    from edgebert.build import normalise_torchscript
     from edgebert.registry import CONVERTERS
 
     model, conv = make_tiny_model(), CONVERTERS.get("torchscript")()
@@ -321,7 +320,7 @@ def test_normalised_torchscript_zip_is_reproducible_and_loads(tmp_path):
         raw.append(tmp_path / str(i) / "model.pt")
         norm.append(tmp_path / str(i) / "normalised.pt")
         conv.convert(model, ArtifactConfig("torchscript", "fp32", 16), raw[-1])
-        normalise_torchscript(raw[-1], norm[-1])
+        conv.normalise(raw[-1], norm[-1])
     assert raw[0].read_bytes() != raw[1].read_bytes()
     assert norm[0].read_bytes() == norm[1].read_bytes()
     inputs = example_inputs(model, batch=3, seq_len=12, seed=3)
