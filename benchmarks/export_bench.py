@@ -33,7 +33,6 @@ import gc
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -47,8 +46,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import torch  # noqa: E402
+from fit_host import _machine  # noqa: E402
 
 from edgebert.artifact import ArtifactConfig  # noqa: E402
 from edgebert.costs import costs  # noqa: E402
@@ -75,25 +76,6 @@ EXPORT_SECONDS = 90.0
 def _load() -> str:
     a, b, c = os.getloadavg()
     return f"{a:.2f} / {b:.2f} / {c:.2f}"
-
-
-def _machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        m = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
-        model = m.group(1).strip() if m else model
-    except OSError:
-        pass
-    flags = ""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        feats = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
-                 if re.search(rf"\b{f}\b", text)]
-        flags = " (" + ", ".join(feats) + ")" if feats else ""
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{model}{flags}, {cores} cores"
 
 
 def _versions() -> str:

@@ -59,8 +59,16 @@ def _machine() -> str:
         model = m.group(1).strip() if m else model
     except OSError:
         pass
+    flags = ""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        feats = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+                 if re.search(rf"\b{f}\b", text)]
+        flags = " (" + ", ".join(feats) + ")" if feats else ""
+    except OSError:
+        pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{model}, {cores} cores"
+    return f"{model}{flags}, {cores} cores"
 
 
 # ---- artifacts ------------------------------------------------------------------------------------
