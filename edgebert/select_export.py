@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +21,9 @@ PRECISION_PENALTY = {"int8": 0.005, "fp16": 0.0005}
 
 
 def quality_for(loaded: Loaded, progress: bool) -> tuple[dict, str]:
-    """The model's measured quality table, or a proxy measured now on calibration text (and say so).
+    """The model's measured quality table, or a proxy measured on calibration text (and say so).
 
-    Kept on `loaded`, so a build of many entries measures the proxy once (~45 s for MiniLM on 2 cores)."""
+    Kept on `loaded`, so a build of many entries reads or measures it once."""
     if loaded.quality is None:
         loaded.quality = _quality(loaded, progress)
     return loaded.quality
@@ -30,7 +31,6 @@ def quality_for(loaded: Loaded, progress: bool) -> tuple[dict, str]:
 
 def _quality(loaded: Loaded, progress: bool) -> tuple[dict, str]:
     from .quality import read_table
-    from .spec import DEPTHS, WIDTHS, SubnetSpec
 
     table = read_table(loaded.model_dir) if (loaded.model_dir / "quality.json").exists() else {}
     if table:
@@ -39,15 +39,121 @@ def _quality(loaded: Loaded, progress: bool) -> tuple[dict, str]:
             out[key] = (float(row["score"]), f"measured: {row.get('metric', 'score')} on {row.get('data', 'dev set')}"
                                              f" (quality.json, n={row.get('n', '?')})")
         return out, "the model's quality table (quality.json, written by `edgebert train`/`evaluate`)"
-    from .calibration import calibration_texts
-    from .selector import proxy_quality
+    return _proxy(loaded, progress)
 
-    specs = [SubnetSpec(w, d) for w in WIDTHS for d in DEPTHS]
+
+# The proxy is a property of the weights, not of the machine: computed once per model and kept in the
+# user's cache (~40 s for MiniLM on 2 cores, most of it rewiring). Bump when rewiring, proxy_quality or
+# the calibration texts change what it computes.
+PROXY_VERSION = 1
+PROXY_SEQ_LEN = 128
+
+
+def _proxy_texts() -> list[str]:
+    from .calibration import calibration_texts
+
+    return calibration_texts()[64:]  # held out from the texts rewiring used
+
+
+def _proxy(loaded: Loaded, progress: bool) -> tuple[dict, str]:
+    from .selector import proxy_quality
+    from .spec import DEPTHS, WIDTHS, SubnetSpec
+
+    texts = _proxy_texts()
+    what = (f"proxy (this model has no quality.json): mean cosine of each sub-network's embedding to the full "
+            f"model's on {len(texts)} held-out calibration texts")
+    key = _proxy_key(loaded, texts)
+    cached = _read_proxy(key)
+    if cached is not None:
+        table, when_where = cached
+        return table, f"{what}; computed {when_where} for these exact weights"
     model, _ = loaded.for_slicing(SubnetSpec(0.5, 1.0), True, progress)  # the rewired model, as exported
-    texts = calibration_texts()[64:]  # held out from the texts rewiring used
+    specs = [SubnetSpec(w, d) for w in WIDTHS for d in DEPTHS]
     valid = [s for s in specs if s.fits(model.config.heads, model.config.ffn)]
-    q = proxy_quality(model, loaded.tokenizer, texts, valid, seq_len=128)
-    return q, f"proxy (this model has no quality.json): mean cosine of each sub-network's embedding to the full model's on {len(texts)} held-out calibration texts"
+    table = proxy_quality(model, loaded.tokenizer, texts, valid, seq_len=PROXY_SEQ_LEN)
+    _write_proxy(key, table)
+    return table, what
+
+
+def proxy_cache_dir() -> Path:
+    """$EDGEBERT_CACHE_DIR, else $XDG_CACHE_HOME/edgebert, else ~/.cache/edgebert."""
+    base = os.environ.get("EDGEBERT_CACHE_DIR")
+    if base:
+        return Path(base) / "quality-proxy"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgebert" / "quality-proxy"
+
+
+def _proxy_key(loaded: Loaded, texts: list[str]) -> str:
+    import hashlib
+    import json
+
+    from .export import weights_sha256
+
+    parts = {"version": PROXY_VERSION, "weights": weights_sha256(loaded.model_dir), "seq_len": PROXY_SEQ_LEN,
+             "config": loaded.full.config.to_dict(), "texts": hashlib.sha256("\n".join(texts).encode()).hexdigest()}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+# Tables edgebert ships for the built-in default model, so that the first export needs no proxy run.
+# Regenerate with `python -m edgebert.select_export --seed-proxy` after changing what the key covers.
+_SHIPPED_PROXY = Path(__file__).parent / "data" / "quality-proxy"
+
+
+def _read_proxy(key: str) -> tuple[dict, str] | None:
+    """(the cached or shipped table, when it was computed), or None when there is none or it is unreadable
+    (then it is simply measured again)."""
+    for folder, where in ((proxy_cache_dir(), "read from the cache"), (_SHIPPED_PROXY, "shipped with edgebert")):
+        found = _read_proxy_file(folder / f"{key}.json", key)
+        if found is not None:
+            return found[0], f"{found[1]}, {where}"
+    return None
+
+
+def _read_proxy_file(path: Path, key: str) -> tuple[dict, str] | None:
+    import json
+
+    from .spec import SubnetSpec
+
+    try:
+        data = json.loads(path.read_text())
+        table = {k: (float(score), str(source)) for k, (score, source) in data["table"].items()}
+        for k in table:
+            SubnetSpec.from_key(k)
+        if data["key"] != key:
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return table, str(data.get("computed_at", "in an earlier run"))
+
+
+def _seed_proxy() -> Path:
+    """Measure the default model's proxy table and store it in edgebert/data (maintainers)."""
+    from .export import load
+
+    table, _ = _proxy(load(None), progress=True)
+    key = _proxy_key(load(None), _proxy_texts())
+    src = proxy_cache_dir() / f"{key}.json"
+    _SHIPPED_PROXY.mkdir(parents=True, exist_ok=True)
+    (_SHIPPED_PROXY / src.name).write_text(src.read_text())
+    return _SHIPPED_PROXY / src.name
+
+
+def _write_proxy(key: str, table: dict) -> None:
+    """Best effort: an unwritable cache only costs the next run the same ~40 s."""
+    import json
+
+    from .manifest import now_iso
+
+    folder = proxy_cache_dir()
+    tmp = folder / f".{key}.{os.getpid()}.tmp"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps({"key": key, "version": PROXY_VERSION, "computed_at": now_iso(),
+                                   "table": {k: list(v) for k, v in table.items()}}, indent=1) + "\n")
+        os.replace(tmp, folder / f"{key}.json")
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def _allowed(profile, formats, quantize) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
@@ -191,3 +297,12 @@ def device_export(req: DeviceExport, progress: bool = True, loaded: Loaded | Non
     manifest = export(cfg, progress=progress, loaded=loaded, extra_manifest=extra, measure=measure,
                       finish=lambda folder, m: write_report(m, folder))
     return manifest, out
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--seed-proxy"]:
+        sys.exit("usage: python -m edgebert.select_export --seed-proxy   (writes the default model's proxy table "
+                 "into edgebert/data/quality-proxy)")
+    print(f"wrote {_seed_proxy()}")

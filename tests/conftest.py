@@ -79,6 +79,12 @@ def save_tiny_hf_dir(directory: Path, seed: int = 0, classifier: bool = False) -
     return directory
 
 
+@pytest.fixture(autouse=True)
+def _own_cache_dir(tmp_path_factory, monkeypatch):
+    """Each test gets an empty edgebert cache: nothing read from, or left in, the user's ~/.cache."""
+    monkeypatch.setenv("EDGEBERT_CACHE_DIR", str(tmp_path_factory.mktemp("edgebert-cache")))
+
+
 @pytest.fixture
 def tiny_model() -> Bert:
     return make_tiny_model()

@@ -100,3 +100,36 @@ def test_profiles_command(capsys):
     assert main(["profiles", "show", "raspberry-pi-4", "--json"]) == 0
     prof = json.loads(capsys.readouterr().out)
     assert prof["latency_model"]["entries"] and prof["latency_model"]["source"]
+
+
+def test_proxy_quality_is_cached_per_weights(tiny_model_dir, tmp_path, monkeypatch):
+    """The proxy is measured once per model: a later export reads it back (and says so); other weights,
+    a damaged cache file or an unwritable cache directory mean it is measured again, never an error."""
+    import edgebert.selector as selector
+    from edgebert import select_export
+    from edgebert.export import load
+
+    calls = []
+    real = selector.proxy_quality
+    monkeypatch.setattr(selector, "proxy_quality", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first, first_src = select_export._quality(load(str(tiny_model_dir)), False)
+    second, second_src = select_export._quality(load(str(tiny_model_dir)), False)
+    assert len(calls) == 1 and second == first
+    assert "read from the cache" in second_src and "read from the cache" not in first_src
+    assert "proxy" in second_src and len(first) == 12 and first["w1-d1"][0] == pytest.approx(1.0, abs=1e-6)
+
+    cached = list(select_export.proxy_cache_dir().glob("*.json"))
+    assert len(cached) == 1
+    cached[0].write_text("{not json")
+    assert select_export._quality(load(str(tiny_model_dir)), False)[0] == first and len(calls) == 2
+
+    from conftest import make_tiny_model, save_tiny_model_dir
+
+    other = save_tiny_model_dir(tmp_path / "other", make_tiny_model(seed=7))
+    select_export._quality(load(str(other)), False)
+    assert len(calls) == 3 and len(list(select_export.proxy_cache_dir().glob("*.json"))) == 2
+
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("")
+    monkeypatch.setenv("EDGEBERT_CACHE_DIR", str(blocked))
+    assert select_export._quality(load(str(tiny_model_dir)), False)[0] == first and len(calls) == 4
