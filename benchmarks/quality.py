@@ -5,8 +5,12 @@ on its test split: the teacher; naive slices of the teacher (as fine-tuned, and 
 trained); the trained dynamic model at every width × depth; and the int8 ONNX / TFLite artifacts
 of w0.5-d0.5. Prints a markdown table and writes benchmark.json into the model folder.
 
-    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/quality.py --out models/rt-dyna \\
-        --seq-len 64 --max-steps 100 --teacher-max-steps 300
+    python benchmarks/quality.py --out models/rt-dyna --seq-len 64 --epochs 2 --max-steps 560 \\
+        --teacher-max-steps 300 --lr 1e-4 --threads 2
+
+`--task embedding` does the same for task-agnostic distillation (the review texts without their
+labels): every score is the cosine fidelity of a sub-network's sentence embedding to the original
+MiniLM's on the test texts, with nearest-neighbour agreement as a retrieval check.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ def _train(args) -> dict:
     from edgebert.train import TrainConfig, train
 
     cfg = TrainConfig(data="rotten-tomatoes", out=args.out, seq_len=args.seq_len, batch_size=args.batch_size,
-                      epochs=args.epochs,
+                      epochs=args.epochs, task=args.task,
                       max_steps=args.max_steps, teacher_max_steps=args.teacher_max_steps, lr=args.lr,
                       rewire_texts=args.rewire_texts, keep_teacher=True, resume=args.resume, force=not args.resume)
     t0 = time.perf_counter()
@@ -47,11 +51,13 @@ def _rewired(teacher, tokenizer, train_cfg: dict):
     """The rewired teacher, recomputed exactly as `edgebert train` did (same texts, seed)."""
     from edgebert.rewire import rewire
 
-    train_set = load_data("rotten-tomatoes", split="train")
+    labelled = teacher.config.task == "classification"
+    train_set = load_data("rotten-tomatoes", split="train", labelled=labelled)
     pick = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(train_cfg["seed"]))
     examples = [train_set.examples[i] for i in pick[:train_cfg["rewire_texts"]].tolist()]
-    index = {name: i for i, name in enumerate(teacher.config.labels)}
-    model, _ = rewire(teacher, [e.text for e in examples], tokenizer, labels=[index[e.label] for e in examples],
+    index = {name: i for i, name in enumerate(teacher.config.labels or ())}
+    model, _ = rewire(teacher, [e.text for e in examples], tokenizer,
+                      labels=[index[e.label] for e in examples] if labelled else None,
                       seq_len=min(train_cfg["seq_len"], teacher.config.max_position_embeddings),
                       seed=train_cfg["seed"], progress=False)
     return model
@@ -96,6 +102,7 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--rewire-texts", type=int, default=512)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--task", choices=("classification", "embedding"), default="classification")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -103,20 +110,25 @@ def main(argv=None) -> int:
     training = json.loads((out / "training.json").read_text())
     train_cfg = json.loads((out / "train_config.json").read_text())
     tokenizer = load_tokenizer(out)
-    test = load_data("rotten-tomatoes", split="test")
+    embedding = train_cfg["task"] == "embedding"
+    test = load_data("rotten-tomatoes", split="test", labelled=not embedding)
     teacher, final = load_model(out / "teacher"), load_model(out)
     specs = [SubnetSpec(w, d) for d in DEPTHS for w in WIDTHS]
     t0 = time.perf_counter()
-    kw = dict(seq_len=train_cfg["seq_len"], progress=True)
+    # Encoders are scored against the original (the teacher), so drift of the full model counts too.
+    kw = dict(seq_len=train_cfg["seq_len"], progress=True, reference=teacher if embedding else None)
     teacher_acc = measure(teacher, test, tokenizer, [SubnetSpec(1, 1)], **kw)["w1-d1"]["score"]
     naive = measure(teacher, test, tokenizer, specs, **kw)
     naive_rw = measure(_rewired(teacher, tokenizer, train_cfg), test, tokenizer, specs, **kw)
     dyn = measure(final, test, tokenizer, specs, **kw)
-    artifacts = _artifact_accuracy(final, test, tokenizer, train_cfg["seq_len"], out)
+    artifacts = {} if embedding else _artifact_accuracy(final, test, tokenizer, train_cfg["seq_len"], out)
+    nn = ("nn_agreement",) if embedding else ()
     result = {
-        "test_n": len(test), "teacher": teacher_acc,
+        "task": train_cfg["task"], "metric": dyn["w1-d1"]["metric"], "test_n": len(test), "teacher": teacher_acc,
         "rows": {s.key: {"naive": naive[s.key]["score"], "naive_rewired": naive_rw[s.key]["score"],
-                         "dynamic": dyn[s.key]["score"]} for s in specs},
+                         "dynamic": dyn[s.key]["score"],
+                         **{f"{k}_{n}": t[s.key][n] for n in nn for k, t in
+                            (("naive", naive), ("naive_rewired", naive_rw), ("dynamic", dyn))}} for s in specs},
         "artifacts_w0.5-d0.5": artifacts,
         "training": {k: {"steps": v["steps"], "seconds": v["seconds"], "loss_first": v["loss_first"],
                          "loss_last": v["loss_last"]} for k, v in training["stages"].items()},
@@ -132,15 +144,24 @@ def main(argv=None) -> int:
 
 def _markdown(r: dict) -> str:
     t = r["teacher"]
-    lines = [f"Rotten Tomatoes test (n={r['test_n']}), teacher accuracy {t:.4f}", "",
-             "| sub-network | naive slice | rewired slice (untrained) | dynamic | dynamic / teacher |",
-             "|---|---|---|---|---|"]
-    for key, row in r["rows"].items():
-        lines.append(f"| {key} | {row['naive']:.4f} | {row['naive_rewired']:.4f} | {row['dynamic']:.4f} "
-                     f"| {row['dynamic'] / t:.3f} |")
-    lines += ["", "w0.5-d0.5 artifacts (batch 1, padded): " +
-              ", ".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in r["artifacts_w0.5-d0.5"].items()),
-              "", "training: " + "; ".join(f"{k} {v['steps']} steps {v['seconds']:.0f}s loss {v['loss_first']:.3f}→"
+    if r.get("task") == "embedding":
+        lines = [f"Rotten Tomatoes test texts (n={r['test_n']}): cosine fidelity to the original MiniLM "
+                 f"(nearest-neighbour agreement in brackets)", "",
+                 "| sub-network | naive slice | rewired slice (untrained) | dynamic |", "|---|---|---|---|"]
+        for key, row in r["rows"].items():
+            lines.append(f"| {key} | " + " | ".join(f"{row[k]:.4f} ({row[k + '_nn_agreement']:.3f})"
+                                                    for k in ("naive", "naive_rewired", "dynamic")) + " |")
+    else:
+        lines = [f"Rotten Tomatoes test (n={r['test_n']}), teacher accuracy {t:.4f}", "",
+                 "| sub-network | naive slice | rewired slice (untrained) | dynamic | dynamic / teacher |",
+                 "|---|---|---|---|---|"]
+        for key, row in r["rows"].items():
+            lines.append(f"| {key} | {row['naive']:.4f} | {row['naive_rewired']:.4f} | {row['dynamic']:.4f} "
+                         f"| {row['dynamic'] / t:.3f} |")
+        lines += ["", "w0.5-d0.5 artifacts (batch 1, padded): " +
+                  ", ".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}"
+                            for k, v in r["artifacts_w0.5-d0.5"].items())]
+    lines += ["", "training: " + "; ".join(f"{k} {v['steps']} steps {v['seconds']:.0f}s loss {v['loss_first']:.3f}→"
                                            f"{v['loss_last']:.3f}" for k, v in r["training"].items()),
               f"training peak RSS {r['training_peak_rss_mb']} MB; benchmark peak RSS {r['benchmark_peak_rss_mb']} MB"]
     return "\n".join(lines)

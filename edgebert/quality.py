@@ -59,8 +59,11 @@ def _nn_agreement(sub: torch.Tensor, full: torch.Tensor) -> float:
 
 
 def measure(model: Bert, data: DataSet, tokenizer, specs: list[SubnetSpec] | None = None, *, batch_size: int = 64,
-            seq_len: int = 128, progress: bool = False) -> dict:
-    """Quality table of `model` (rewired, ideally dynamically trained) on `data`."""
+            seq_len: int = 128, progress: bool = False, reference: Bert | None = None) -> dict:
+    """Quality table of `model` (rewired, ideally dynamically trained) on `data`.
+
+    Sentence encoders are scored against `reference`'s embeddings (default: `model`'s own full network;
+    benchmarks pass the original encoder to see how far training moved the full model too)."""
     from tqdm.auto import tqdm
 
     if not len(data):
@@ -70,7 +73,7 @@ def measure(model: Bert, data: DataSet, tokenizer, specs: list[SubnetSpec] | Non
         check_labels(data, model.config.labels)
     specs = specs or [SubnetSpec(w, d) for d in DEPTHS for w in WIDTHS]
     batches = _batches(model, data, tokenizer, batch_size, seq_len)
-    full = None if classify else _outputs(model, batches)
+    full = None if classify else _outputs(model if reference is None else reference, batches)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     table = {}
     for spec in tqdm(specs, desc="quality", unit="subnet", disable=not progress or not sys.stderr.isatty()):

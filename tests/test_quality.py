@@ -38,6 +38,29 @@ def test_embedding_table_is_fidelity(tiny_model_dir, tmp_path):
     assert all(0 <= e["score"] <= 1 and e["metric"] == "cosine_fidelity" for e in table.values())
 
 
+def test_embedding_fidelity_against_a_reference_model(tiny_model_dir, tmp_path):
+    """With `reference`, every sub-network (the full one included) is scored against another model's
+    embeddings: here a differently seeded one, so even w1-d1 falls below 1, and equals the direct cosine."""
+    import torch
+    import torch.nn.functional as F
+
+    from conftest import make_tiny_model
+
+    (tmp_path / "c.txt").write_text("\n".join(SENTENCES * 3))
+    data, tok = load_data(str(tmp_path / "c.txt"), labelled=False), load_tokenizer(tiny_model_dir)
+    model, other = load_model(tiny_model_dir), make_tiny_model(seed=5).eval()
+    own = measure(model, data, tok, [SubnetSpec(1, 1)])["w1-d1"]["score"]
+    against = measure(model, data, tok, [SubnetSpec(1, 1)], reference=other)["w1-d1"]
+    assert own == pytest.approx(1.0, abs=1e-5) and against["score"] < 0.99
+    from edgebert.tokenizer import encode
+
+    with torch.no_grad():
+        b = {k: torch.from_numpy(v) for k, v in encode(tok, data.texts, seq_len=None).items()}
+        direct = F.cosine_similarity(model(b["input_ids"], b["attention_mask"], b["token_type_ids"]),
+                                     other(b["input_ids"], b["attention_mask"], b["token_type_ids"]), dim=-1)
+    assert against["score"] == pytest.approx(float(direct.clamp(0, 1).mean()), abs=1e-4)
+
+
 def test_unseen_label_is_a_data_error(tiny_classifier_dir, tmp_path):
     with pytest.raises(DataError, match=r"d\.csv:3: label 'meh'"):
         evaluate(tiny_classifier_dir, str(_csv(tmp_path / "d.csv", ("neg", "meh", "pos", "pos"))))
