@@ -65,8 +65,8 @@ def _proxy(loaded: Loaded, progress: bool) -> tuple[dict, str]:
     key = _proxy_key(loaded, texts)
     cached = _read_proxy(key)
     if cached is not None:
-        table, when_where = cached
-        return table, f"{what}; computed {when_where} for these exact weights"
+        table, when, where = cached
+        return table, f"{what}; computed {when} for these exact weights, {where}"
     model, _ = loaded.for_slicing(SubnetSpec(0.5, 1.0), True, progress)  # the rewired model, as exported
     specs = [SubnetSpec(w, d) for w in WIDTHS for d in DEPTHS]
     valid = [s for s in specs if s.fits(model.config.heads, model.config.ffn)]
@@ -99,13 +99,13 @@ def _proxy_key(loaded: Loaded, texts: list[str]) -> str:
 _SHIPPED_PROXY = Path(__file__).parent / "data" / "quality-proxy"
 
 
-def _read_proxy(key: str) -> tuple[dict, str] | None:
-    """(the cached or shipped table, when it was computed), or None when there is none or it is unreadable
+def _read_proxy(key: str) -> tuple[dict, str, str] | None:
+    """(the cached or shipped table, when it was computed, where it was read), or None when there is none or it is unreadable
     (then it is simply measured again)."""
     for folder, where in ((proxy_cache_dir(), "read from the cache"), (_SHIPPED_PROXY, "shipped with edgebert")):
         found = _read_proxy_file(folder / f"{key}.json", key)
         if found is not None:
-            return found[0], f"{found[1]}, {where}"
+            return (*found, where)
     return None
 
 

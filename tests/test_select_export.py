@@ -129,7 +129,30 @@ def test_proxy_quality_is_cached_per_weights(tiny_model_dir, tmp_path, monkeypat
     select_export._quality(load(str(other)), False)
     assert len(calls) == 3 and len(list(select_export.proxy_cache_dir().glob("*.json"))) == 2
 
+    shipped = tmp_path / "shipped"  # what edgebert/data/quality-proxy holds for the default model
+    shipped.mkdir()
+    for f in select_export.proxy_cache_dir().glob("*.json"):
+        f.rename(shipped / f.name)
+    monkeypatch.setattr(select_export, "_SHIPPED_PROXY", shipped)
+    table, src = select_export._quality(load(str(tiny_model_dir)), False)
+    assert table == first and len(calls) == 3 and src.endswith("for these exact weights, shipped with edgebert")
+
+    monkeypatch.setattr(select_export, "_SHIPPED_PROXY", tmp_path / "none")
     blocked = tmp_path / "file-not-dir"
     blocked.write_text("")
     monkeypatch.setenv("EDGEBERT_CACHE_DIR", str(blocked))
     assert select_export._quality(load(str(tiny_model_dir)), False)[0] == first and len(calls) == 4
+
+
+@pytest.mark.slow
+def test_shipped_proxy_matches_the_packaged_minilm(minilm_dir):
+    """The table shipped for the default model is found for it: a change to rewiring, the proxy or the
+    calibration texts must bump PROXY_VERSION and re-seed (python -m edgebert.select_export --seed-proxy)."""
+    from edgebert import select_export
+    from edgebert.export import load
+
+    loaded = load(str(minilm_dir))
+    key = select_export._proxy_key(loaded, select_export._proxy_texts())
+    table, when, where = select_export._read_proxy(key)
+    assert where == "shipped with edgebert" and table["w1-d1"][0] == pytest.approx(1.0, abs=1e-5)
+    assert 0.6 < table["w0.5-d1"][0] < table["w0.75-d1"][0] < 1.0
