@@ -48,12 +48,14 @@ class TrainConfig:
     text_column: str = "text"
     text_pair_column: str | None = None
     label_column: str = "label"
-    epochs: float = 1.0  # per stage
+    # Defaults: the recipe measured on MiniLM / Rotten Tomatoes (README): one epoch per stage at 5e-5
+    # left the smallest depth far behind (w0.5-d0.5 at 75% of the teacher), ~2 epochs at 1e-4 kept 99%.
+    epochs: float = 2.0  # per stage
     max_steps: int | None = None  # per stage; caps epochs
     teacher_max_steps: int | None = None  # fine-tuning the teacher usually deserves more (default: max_steps)
     batch_size: int = 32
     seq_len: int = 128
-    lr: float = 5e-5
+    lr: float = 1e-4
     warmup: float = 0.1  # share of a stage's steps
     weight_decay: float = 0.01
     width_hidden_weight: float = 0.1  # DynaBERT: 0.1 in the width stage, 1.0 in the depth stage
@@ -261,7 +263,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher-max-steps", type=int, default=None, help="cap for teacher fine-tuning (default: --max-steps)")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="per process (default %(default)s)")
     p.add_argument("--seq-len", type=int, default=d.seq_len, help="max tokens; batches pad only to their longest")
-    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (default %(default)s)")
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate (default %(default)s, measured on MiniLM; "
+                   "BERT-base-sized models want 2e-5..5e-5, as in DynaBERT)")
     p.add_argument("--warmup", type=float, default=d.warmup, help="share of each stage's steps")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--widths", type=_floats, default=d.widths, help="default 0.25,0.5,0.75,1.0")
