@@ -5,11 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import atexit
 import os
+import shutil
+import tempfile
 
 # Tiny models: one thread is faster than two fighting over a shared machine's cores (and
 # subprocesses started by tests inherit this).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Nothing a test computes may land in, or be read from, the user's ~/.cache/edgebert: module- and
+# session-scoped fixtures use this folder; each test gets its own (_own_cache_dir below).
+os.environ["EDGEBERT_CACHE_DIR"] = tempfile.mkdtemp(prefix="edgebert-test-cache-")
+atexit.register(shutil.rmtree, os.environ["EDGEBERT_CACHE_DIR"], True)
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
