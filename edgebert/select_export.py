@@ -43,7 +43,7 @@ def _quality(loaded: Loaded, progress: bool) -> tuple[dict, str]:
 
 
 # The proxy is a property of the weights, not of the machine: computed once per model and kept in the
-# user's cache (~40 s for MiniLM on 2 cores, most of it rewiring). Bump when rewiring, proxy_quality or
+# user's cache (17 s for MiniLM on 1 thread, rewiring included: `--seed-proxy` below). Bump when rewiring, proxy_quality or
 # the calibration texts change what it computes.
 PROXY_VERSION = 1
 PROXY_SEQ_LEN = 128
@@ -139,7 +139,7 @@ def _seed_proxy() -> Path:
 
 
 def _write_proxy(key: str, table: dict) -> None:
-    """Best effort: an unwritable cache only costs the next run the same ~40 s."""
+    """Best effort: an unwritable cache only costs the next run the same measurement."""
     import json
 
     from .manifest import now_iso
