@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import torch  # noqa: E402
-from fit_host import _machine  # noqa: E402
+from fit_host import _machine, _times_ms  # noqa: E402
 
 from edgebert.artifact import ArtifactConfig  # noqa: E402
 from edgebert.costs import costs  # noqa: E402
@@ -253,17 +253,6 @@ def _inputs(seq_len: int, vocab: int) -> dict[str, np.ndarray]:
             "token_type_ids": np.zeros((1, seq_len), dtype=np.int64)}
 
 
-def _window(run, feeds, min_s: float, min_runs: int, max_runs: int = 300) -> list[float]:
-    for _ in range(2):
-        run(feeds)  # warm-up: the first calls allocate and pack weights
-    times, start = [], time.perf_counter()
-    while len(times) < min_runs or (time.perf_counter() - start < min_s and len(times) < max_runs):
-        t = time.perf_counter()
-        run(feeds)
-        times.append(1e3 * (time.perf_counter() - t))
-    return times
-
-
 def _worker(spec_file: str) -> int:
     """Time artifacts at one thread count, in this fresh process; write the results as JSON.
 
@@ -281,7 +270,7 @@ def _worker(spec_file: str) -> int:
     results, loads = [], []
     for fmt, path in job["jobs"]:
         runtime = CONVERTERS.get(fmt)().load(Path(path), threads=threads)
-        ms = _window(runtime, feeds, job["min_s"], job["min_runs"])
+        ms = _times_ms(runtime, feeds, job["min_s"], job["min_runs"], max_runs=300)
         del runtime
         gc.collect()
         results.append((float(np.percentile(ms, 50)), float(np.percentile(ms, 90)), len(ms)))

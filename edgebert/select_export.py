@@ -43,8 +43,8 @@ def _quality(loaded: Loaded, progress: bool) -> tuple[dict, str]:
 
 
 # The proxy is a property of the weights, not of the machine: computed once per model and kept in the
-# user's cache (17 s for MiniLM on 1 thread, rewiring included: `--seed-proxy` below). Bump when rewiring, proxy_quality or
-# the calibration texts change what it computes.
+# user's cache (17 s for MiniLM on 1 thread, rewiring included: `--seed-proxy` below). Bump when
+# rewiring, proxy_quality or the calibration texts change what it computes.
 PROXY_VERSION = 1
 PROXY_SEQ_LEN = 128
 
@@ -100,8 +100,8 @@ _SHIPPED_PROXY = Path(__file__).parent / "data" / "quality-proxy"
 
 
 def _read_proxy(key: str) -> tuple[dict, str, str] | None:
-    """(the cached or shipped table, when it was computed, where it was read), or None when there is none or it is unreadable
-    (then it is simply measured again)."""
+    """(the cached or shipped table, when it was computed, where it was read), or None when there is
+    none or it is unreadable (then it is simply measured again)."""
     for folder, where in ((proxy_cache_dir(), "read from the cache"), (_SHIPPED_PROXY, "shipped with edgebert")):
         found = _read_proxy_file(folder / f"{key}.json", key)
         if found is not None:
@@ -130,8 +130,9 @@ def _seed_proxy() -> Path:
     """Measure the default model's proxy table and store it in edgebert/data (maintainers)."""
     from .export import load
 
-    table, _ = _proxy(load(None), progress=True)
-    key = _proxy_key(load(None), _proxy_texts())
+    loaded = load(None)
+    _proxy(loaded, progress=True)
+    key = _proxy_key(loaded, _proxy_texts())
     src = proxy_cache_dir() / f"{key}.json"
     _SHIPPED_PROXY.mkdir(parents=True, exist_ok=True)
     (_SHIPPED_PROXY / src.name).write_text(src.read_text())
