@@ -1,269 +1,332 @@
-"""edgebert command line: `edgebert export | profiles | bench | calibrate | train | evaluate | build`.
+"""edgebert command line (click): `edgebert export | profiles | bench | calibrate | train | evaluate | build`.
 
-Argument parsing and printing only; every command calls one library function.
+Parsing only: each command hands its values to one function of `edgebert.commands.*`, which builds the
+typed objects and calls the library. The heavy commands are imported inside their callbacks so that
+`edgebert --help` and `edgebert profiles` never import torch (tests/test_cli.py checks it).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import signal
 import sys
 
-from edgebert.errors import EXIT_CODES, EdgebertError, UsageError
+import click
 
-__all__ = ["main", "build_parser"]
+from edgebert import __version__
+from edgebert.artifact import PRECISIONS
+from edgebert.commands.options import runner_options
+from edgebert.commands.profiles import format_profile, format_profiles_table, profiles
+from edgebert.errors import EXIT_CODES, EdgebertError
+from edgebert.registry import CONVERTERS
+
+__all__ = ["main", "cli"]
+
+EXIT_TERMINATED = 143  # 128 + SIGTERM, what shells report for a terminated process
 
 
-def _epilog() -> str:
-    return "exit codes:\n" + "\n".join(f"  {code:<4} {what}" for code, what in EXIT_CODES.items())
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (CI cancellation, `timeout`, `docker stop`): unwinds like Ctrl-C, so nothing half-written stays."""
 
 
-def _formats(text: str) -> tuple[str, ...]:
-    from edgebert.registry import CONVERTERS
+def _epilog(extra: str = "") -> str:
+    # \b keeps click from re-wrapping the table.
+    codes = "\n".join(f"{code:<4} {what}" for code, what in EXIT_CODES.items())
+    return f"\b\nexit codes:\n{codes}\n{EXIT_TERMINATED:<4} terminated (SIGTERM); nothing half-written is left" + extra
 
+
+def _progress(as_json: bool) -> bool:
+    return not as_json and sys.stderr.isatty()
+
+
+def _print(result, as_json: bool, text) -> None:
+    click.echo(json.dumps(result, indent=2) if as_json else text(result))
+
+
+def _formats(ctx, param, text):
+    if text is None:
+        return None
     names = tuple(f.strip().lower() for f in text.split(",") if f.strip())
-    for n in names:
-        CONVERTERS.get(n)  # raises UsageError listing the known formats
+    unknown = [n for n in names if n not in CONVERTERS.names()]
+    if unknown:
+        raise click.BadParameter(f"unknown format {unknown[0]!r}; choose from: {', '.join(CONVERTERS.names())}")
     return names
 
 
-def _add_export(sub) -> None:
-    from edgebert.artifact import PRECISIONS
-    from edgebert.registry import CONVERTERS
-
-    p = sub.add_parser(
-        "export",
-        help="slice, quantize, convert, verify and write artifacts + manifest.json",
-        description="Export a sub-network of a (dynamic) BERT to ONNX / TFLite / TorchScript. Either give "
-        "--width/--depth, or --device and --budget to let edgebert choose the sub-network.",
-        epilog=_epilog(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--model", help="model folder (HF BERT checkpoint or edgebert model); default: packaged MiniLM")
-    p.add_argument("--width", type=float, help="width multiplier in (0, 1] (DynaBERT grid: 0.25 0.5 0.75 1.0)")
-    p.add_argument("--depth", type=float, help="depth multiplier in (0, 1] (DynaBERT grid: 0.5 0.75 1.0)")
-    p.add_argument("--device", help="device profile name or path to a profile .yaml (see `edgebert profiles`)")
-    p.add_argument("--budget", help="latency budget, e.g. 40ms or 0.04s (default: the profile's)")
-    p.add_argument("--memory", help="memory limit, e.g. 150MB or 1.5GB (default: the profile's)")
-    p.add_argument("--target", help="also measure on this target: local, ssh://user@host[:port], adb://[serial]")
-    p.add_argument("--formats", type=_formats, default=None,
-                   help=f"comma-separated, from: {','.join(CONVERTERS.names())} (default: all, or the profile's)")
-    p.add_argument("--quantize", choices=PRECISIONS, default=None,
-                   help="precision of the artifacts (default fp32; with --device edgebert chooses)")
-    p.add_argument("--seq-len", type=int, default=128, help="sequence length (static for TFLite; default 128)")
-    p.add_argument("--threads", type=int, default=None, help="threads for verification and measurement")
-    p.add_argument("--out", help="output folder (default: out/<name>)")
-    p.add_argument("--force", action="store_true", help="replace an existing output folder")
-    p.add_argument("--no-rewire", action="store_true", help="do not rewire heads/neurons before slicing")
-    p.add_argument("--no-measure", action="store_true", help="skip timing the artifacts on this machine")
-    p.add_argument("--runs", type=int, default=50, help="timed runs per artifact when measuring (default 50)")
-    p.add_argument("--json", action="store_true", help="print the manifest summary as JSON on stdout")
-    p.set_defaults(func=_cmd_export)
+def _floats(ctx, param, text):
+    if text is None or isinstance(text, tuple):
+        return text
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got {text!r}") from None
 
 
-def _cmd_export(args) -> int:
-    from edgebert.commands import run_export
+_FORMATS_HELP = f"comma-separated, from: {','.join(CONVERTERS.names())}"
 
-    summary = run_export(args, progress=not args.json and sys.stderr.isatty())
-    if args.json:
-        print(json.dumps(summary, indent=2))
+
+def _runner_flags(f):
+    """The flags that say how to reach a target (bench, calibrate, export --target)."""
+    flags = [
+        click.option("--adb", "adb_path", help="adb executable (default: adb on PATH)"),
+        click.option("--benchmark-binary", help="TFLite benchmark_model: local file to push, or a path on the device"),
+        click.option("--onnx-perf-test", help="onnxruntime_perf_test: local file to push, or a path on the device"),
+        click.option("--remote-python", help="python on the board (e.g. a venv's bin/python; default python3)"),
+        click.option("--identity", help="ssh private key (default: your ssh config / agent)"),
+        click.option("--ssh-config", help="ssh config file (default: ~/.ssh/config)"),
+        click.option("--taskset", help="CPU mask to pin the benchmark to on Android, e.g. f0 (default: the profile's)"),
+    ]
+    for flag in reversed(flags):
+        f = flag(f)
+    return f
+
+
+def _options(kw: dict):
+    """Pop the runner flags out of a command's values into one RunnerOptions."""
+    names = ("adb_path", "benchmark_binary", "onnx_perf_test", "remote_python", "identity", "ssh_config", "taskset")
+    return runner_options(**{n: kw.pop(n) for n in names})
+
+
+@click.group(invoke_without_command=True, epilog=_epilog(), context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgebert")
+@click.pass_context
+def cli(ctx):
+    """Put dynamic BERT sub-networks on phones and boards: select, slice, quantize, export, verify, measure.
+
+    Shell completion: eval "$(_EDGEBERT_COMPLETE=bash_source edgebert)" (zsh_source, fish_source)."""
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+        ctx.exit(2)
+
+
+@cli.command(epilog=_epilog())
+@click.option("--model", help="model folder (HF BERT checkpoint or edgebert model); default: packaged MiniLM")
+@click.option("--width", type=float, help="width multiplier in (0, 1] (DynaBERT grid: 0.25 0.5 0.75 1.0)")
+@click.option("--depth", type=float, help="depth multiplier in (0, 1] (DynaBERT grid: 0.5 0.75 1.0)")
+@click.option("--device", help="device profile name or path to a profile .yaml (see `edgebert profiles`)")
+@click.option("--budget", help="latency budget, e.g. 40ms or 0.04s (default: the profile's)")
+@click.option("--memory", help="memory limit, e.g. 150MB or 1.5GB (default: the profile's)")
+@click.option("--target", help="also measure on this target: local, ssh://user@host[:port], adb://[serial]")
+@click.option("--formats", callback=_formats, help=f"{_FORMATS_HELP} (default: all, or the profile's)")
+@click.option(
+    "--quantize", type=click.Choice(PRECISIONS), help="precision (default fp32; with --device edgebert chooses)"
+)
+@click.option("--seq-len", type=int, default=128, show_default=True, help="sequence length (static for TFLite)")
+@click.option("--threads", type=int, help="threads for verification and measurement")
+@click.option("--out", help="output folder (default: out/<name>)")
+@click.option("--force", is_flag=True, help="replace an existing output folder")
+@click.option("--no-rewire", is_flag=True, help="do not rewire heads/neurons before slicing")
+@click.option("--no-measure", is_flag=True, help="skip timing the artifacts on this machine")
+@click.option("--runs", type=int, default=50, show_default=True, help="timed runs per artifact when measuring")
+@_runner_flags
+@click.option("--json", "as_json", is_flag=True, help="print the manifest summary as JSON on stdout")
+def export(as_json, **kw):
+    """Slice, quantize, convert, verify and write artifacts + manifest.json.
+
+    Either give --width/--depth, or --device and --budget to let edgebert choose the sub-network."""
+    from edgebert.commands.export import format_export_summary, run_export  # heavy: torch
+
+    options = _options(kw)
+    _print(run_export(**kw, options=options, progress=_progress(as_json)), as_json, format_export_summary)
+
+
+@cli.command("profiles", epilog=_epilog())
+@click.argument("action", type=click.Choice(("list", "show")), default="list")
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def profiles_cmd(action, name, as_json):
+    """List device profiles, or show one with the provenance of its numbers."""
+    if action == "show":
+        if not name:
+            raise click.UsageError("`edgebert profiles show NAME`: give a profile name (see `edgebert profiles`)")
+        prof = profiles(name)
+        click.echo(json.dumps(prof.to_dict(), indent=2) if as_json else format_profile(prof))
     else:
-        from edgebert.commands import format_export_summary
-
-        print(format_export_summary(summary))
-    return 0
+        profs = profiles()
+        click.echo(json.dumps([p.to_dict() for p in profs], indent=2) if as_json else format_profiles_table(profs))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from edgebert import __version__
+@cli.command(epilog=_epilog())
+@click.argument("folder")
+@click.option("--target", default="local", show_default=True, help="local | ssh://[user@]host[:port] | adb://[serial]")
+@click.option("--threads", type=int, help="threads (default: the export's, else 1)")
+@click.option("--runs", type=int, default=50, show_default=True, help="timed runs")
+@click.option("--warmup", type=int, default=5, show_default=True, help="warm-up runs")
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="seconds per artifact before giving up")
+@_runner_flags
+@click.option("--formats", callback=_formats, help=f"only these formats ({_FORMATS_HELP}; default: all in the folder)")
+@click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
+def bench(as_json, **kw):
+    """Measure an export folder's artifacts on a target and record them in its manifest.json.
 
-    parser = argparse.ArgumentParser(
-        prog="edgebert",
-        description="Put dynamic BERT sub-networks on phones and boards: select, slice, quantize, "
-        "export, verify, measure.",
-        epilog=_epilog(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    Target kinds: local, ssh, adb."""
+    from edgebert.commands.bench import format_bench, run_bench  # heavy: torch
+
+    options = _options(kw)
+    _print(run_bench(**kw, options=options, progress=_progress(as_json)), as_json, format_bench)
+
+
+@cli.command(epilog=_epilog())
+@click.option("--device", required=True, help="profile name or .yaml path to calibrate")
+@click.option("--target", default="local", show_default=True, help="local | ssh://[user@]host[:port] | adb://[serial]")
+@click.option("--model", help="model folder (default: packaged MiniLM)")
+@click.option(
+    "--formats", callback=_formats, help=f"formats to calibrate ({_FORMATS_HELP}; default: the profile's first)"
+)
+@click.option("--precisions", default="fp32,int8", show_default=True, help="comma-separated")
+@click.option("--seq-len", type=int, default=128, show_default=True)
+@click.option("--threads", type=int, help="threads (default: the profile's)")
+@click.option("--runs", type=int, default=50, show_default=True, help="timed runs per measurement")
+@click.option("--out", help="override file to write (default: ~/.config/edgebert/profiles/DEVICE.yaml)")
+@_runner_flags
+@click.option("--json", "as_json", is_flag=True)
+def calibrate(as_json, **kw):
+    """Measure sub-networks on a target and refit a device's latency model.
+
+    Exports up to 10 sub-networks, measures them on --target, refits the device's latency coefficients,
+    reports the held-out error, and writes a profile override (the shipped profile is never modified)."""
+    from edgebert.commands.calibrate import format_calibration, run_calibrate  # heavy: torch
+
+    options = _options(kw)
+    _print(run_calibrate(**kw, options=options, progress=_progress(as_json)), as_json, format_calibration)
+
+
+@cli.command(epilog=_epilog("\n\nSeveral GPUs or machines: accelerate launch -m edgebert.train ..."))
+@click.option(
+    "--data",
+    required=True,
+    help="training data: .csv/.tsv/.jsonl (labelled), .txt (one text per line, "
+    "--task embedding), or built-in: rotten-tomatoes",
+)
+@click.option("--out", required=True, help="output folder for the dynamic model")
+@click.option("--model", help="starting model folder (default: the packaged MiniLM)")
+@click.option(
+    "--eval",
+    "eval",
+    help="dev data for the quality table (default: the built-in dev split, or a "
+    "deterministic 20% hash split of --data)",
+)
+@click.option("--task", type=click.Choice(("classification", "embedding")), default="classification", show_default=True)
+@click.option("--text-column", default="text", show_default=True)
+@click.option("--text-pair-column", help="second text column (sentence pairs)")
+@click.option("--label-column", default="label", show_default=True)
+@click.option("--epochs", type=float, default=2.0, show_default=True, help="epochs per stage")
+@click.option("--max-steps", type=int, help="cap on optimizer steps per stage")
+@click.option("--teacher-max-steps", type=int, help="cap for teacher fine-tuning (default: --max-steps)")
+@click.option("--batch-size", type=int, default=32, show_default=True, help="per process")
+@click.option("--seq-len", type=int, default=128, show_default=True, help="max tokens; batches pad to their longest")
+@click.option(
+    "--lr",
+    type=float,
+    default=1e-4,
+    show_default=True,
+    help="peak learning rate (measured on MiniLM; BERT-base-sized models want 2e-5..5e-5, as in DynaBERT)",
+)
+@click.option("--warmup", type=float, default=0.1, show_default=True, help="share of each stage's steps")
+@click.option("--weight-decay", type=float, default=0.01, show_default=True)
+@click.option("--widths", callback=_floats, default="0.25,0.5,0.75,1.0", show_default=True)
+@click.option("--depths", callback=_floats, default="0.5,0.75,1.0", show_default=True)
+@click.option(
+    "--rewire-texts", type=int, default=1024, show_default=True, help="training texts used to rank heads/neurons"
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--checkpoint-every", type=int, default=100, show_default=True, help="steps between checkpoints")
+@click.option("--keep-teacher", is_flag=True, help="also save the teacher in OUT/teacher")
+@click.option("--resume", is_flag=True, help="continue an interrupted run of the same --out")
+@click.option("--force", is_flag=True, help="replace an existing --out / discard an unfinished run")
+def train(**kw):
+    """DynaBERT dynamic training (width, then width+depth) with distillation."""
+    from edgebert.commands.train import run_train  # heavy: torch
+
+    try:
+        click.echo(f"wrote {run_train(kw, progress=True)}")
+    except KeyboardInterrupt:
+        click.echo(
+            "edgebert train: finished stages and the last checkpoint are kept; continue with the same command "
+            "plus --resume",
+            err=True,
+        )
+        raise
+
+
+@cli.command(epilog=_epilog())
+@click.option("--model", required=True, help="dynamic model folder (from `edgebert train`)")
+@click.option("--data", required=True, help="a .csv/.tsv/.jsonl/.txt file, or the built-in 'rotten-tomatoes'")
+@click.option(
+    "--split",
+    type=click.Choice(("train", "dev", "test")),
+    default="dev",
+    show_default=True,
+    help="split of a built-in data set",
+)
+@click.option("--text-column", default="text", show_default=True)
+@click.option("--text-pair-column", help="second text column (sentence pairs)")
+@click.option("--label-column", default="label", show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--seq-len", type=int, default=128, show_default=True)
+@click.option("--out", help="write the table here (default: MODEL/quality.json)")
+@click.option("--no-write", is_flag=True, help="print the table only")
+def evaluate(**kw):
+    """Measure the quality table of a dynamic model on data."""
+    from edgebert.commands.train import format_evaluation, run_evaluate  # heavy: torch
+
+    click.echo(format_evaluation(*run_evaluate(**kw, progress=True)))
+
+
+@cli.command(epilog=_epilog())
+@click.argument("config")
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="NAME",
+    help="only this entry (its folder name) or device; repeat or comma-separate",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="re-verify the built artifacts (files, sha256, parity) against their manifests; build nothing",
+)
+@click.option("--no-cache", is_flag=True, help="rebuild the selected entries even if nothing changed")
+@click.option("--out", help="output folder (default: [output] dir of the config, relative to the config)")
+@click.option("--json", "as_json", is_flag=True, help="print index.json (with --check: the check report) on stdout")
+@click.pass_context
+def build(ctx, config, only, check, no_cache, out, as_json):
+    """Build every (device, budget) of an edgebert.toml: cached, reproducible, with index.json.
+
+    Exports the sub-network chosen for each entry into its own folder, skips entries whose inputs did
+    not change, and writes index.json. Exit 3 lists the entries that fit no candidate; 4 a parity failure."""
+    from edgebert.commands.build import format_check, format_summary, run_build  # heavy: torch
+
+    result = run_build(
+        config=config, only=list(only) or None, check=check, no_cache=no_cache, out=out, progress=_progress(as_json)
     )
-    parser.add_argument("--version", action="version", version=f"edgebert {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _add_export(sub)
-    for mount in _MOUNTS:
-        mount(sub)
-    return parser
+    _print(result, as_json, format_check if check else format_summary)
+    ctx.exit(result["exit_code"])
 
 
-def _add_profiles(sub) -> None:
-    p = sub.add_parser("profiles", help="list device profiles, or show one with the provenance of its numbers",
-                       epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", nargs="?", choices=("list", "show"), default="list")
-    p.add_argument("name", nargs="?", help="profile name or path to a .yaml (for `show`)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-
-    def run(args) -> int:
-        from edgebert.commands import format_profile, format_profiles_table
-        from edgebert.profiles import list_profiles, load_profile
-
-        if args.action == "show":
-            if not args.name:
-                raise UsageError("`edgebert profiles show NAME`: give a profile name (see `edgebert profiles`)")
-            prof = load_profile(args.name)
-            print(json.dumps(prof.to_dict(), indent=2) if args.json else format_profile(prof))
-        else:
-            profs = list_profiles()
-            print(json.dumps([p.to_dict() for p in profs], indent=2) if args.json else format_profiles_table(profs))
-        return 0
-
-    p.set_defaults(func=run)
-
-
-def _add_bench(sub) -> None:
-    from edgebert.registry import RUNNERS
-
-    p = sub.add_parser("bench", help="measure an export folder's artifacts on a target (local, ssh://, adb://)",
-                       description="Measure every artifact of an export folder on a target and record the results "
-                       f"in its manifest.json. Target kinds: {', '.join(RUNNERS.names())}.",
-                       epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("folder", help="an export folder (with manifest.json)")
-    p.add_argument("--target", default="local", help="local | ssh://[user@]host[:port] | adb://[serial] (default local)")
-    _add_runner_options(p)
-    p.add_argument("--formats", type=_formats, default=None, help="only these formats (default: all in the folder)")
-    p.add_argument("--json", action="store_true", help="print the results as JSON")
-
-    def run(args) -> int:
-        from edgebert.commands import format_bench, run_bench_folder
-
-        results = run_bench_folder(args, progress=not args.json and sys.stderr.isatty())
-        print(json.dumps(results, indent=2) if args.json else format_bench(results))
-        return 0
-
-    p.set_defaults(func=run)
-
-
-def _add_runner_options(p) -> None:
-    p.add_argument("--threads", type=int, default=None, help="threads (default: the export's, else 1)")
-    p.add_argument("--runs", type=int, default=50, help="timed runs (default 50)")
-    p.add_argument("--warmup", type=int, default=5, help="warm-up runs (default 5)")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds per artifact before giving up (default 300)")
-    p.add_argument("--adb", dest="adb_path", help="adb executable (default: adb on PATH)")
-    p.add_argument("--benchmark-binary", help="TFLite benchmark_model: local file to push, or a path on the device")
-    p.add_argument("--onnx-perf-test", help="onnxruntime_perf_test: local file to push, or a path on the device")
-    p.add_argument("--remote-python", help="python on the board (e.g. a venv's bin/python; default python3)")
-    p.add_argument("--identity", help="ssh private key (default: your ssh config / agent)")
-    p.add_argument("--ssh-config", help="ssh config file (default: ~/.ssh/config)")
-    p.add_argument("--taskset", help="CPU mask to pin the benchmark to on Android, e.g. f0 (default: the profile's)")
-
-
-def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="DynaBERT dynamic training (width, then width+depth) with distillation",
-                       epilog=_epilog() + "\n\nSeveral GPUs or machines: accelerate launch -m edgebert.train ...",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    from edgebert.train import add_train_arguments
-
-    add_train_arguments(p)
-
-    def run(args) -> int:
-        from edgebert.train import train_from_args
-
-        return train_from_args(args)
-
-    p.set_defaults(func=run)
-
-
-def _add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="measure the quality table of a dynamic model on data",
-                       epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    from edgebert.quality import add_evaluate_arguments
-
-    add_evaluate_arguments(p)
-
-    def run(args) -> int:
-        from edgebert.quality import evaluate_main
-
-        return evaluate_main(args)
-
-    p.set_defaults(func=run)
-
-
-def _add_calibrate(sub) -> None:
-    p = sub.add_parser("calibrate", help="measure sub-networks on a target and refit a device's latency model",
-                       description="Export up to 10 sub-networks, measure them on --target, refit the device's latency "
-                       "coefficients, report the held-out error, and write a profile override (the shipped profile "
-                       "is never modified).", epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", required=True, help="profile name or .yaml path to calibrate")
-    p.add_argument("--target", default="local", help="local | ssh://[user@]host[:port] | adb://[serial]")
-    p.add_argument("--model", help="model folder (default: packaged MiniLM)")
-    p.add_argument("--formats", type=_formats, default=None, help="formats to calibrate (default: the profile's first)")
-    p.add_argument("--precisions", default="fp32,int8", help="comma-separated (default fp32,int8)")
-    p.add_argument("--seq-len", type=int, default=128)
-    p.add_argument("--out", help="override file to write (default: ~/.config/edgebert/profiles/DEVICE.yaml)")
-    p.add_argument("--json", action="store_true")
-    _add_runner_options(p)
-
-    def run(args) -> int:
-        from edgebert.calibrate import CalibrateRequest, calibrate
-        from edgebert.commands import format_calibration
-        from edgebert.measure import runner_options
-
-        req = CalibrateRequest(device=args.device, target=args.target, model=args.model, formats=args.formats,
-                               precisions=tuple(x.strip() for x in args.precisions.split(",") if x.strip()),
-                               seq_len=args.seq_len, threads=args.threads, runs=args.runs, out=args.out,
-                               options=runner_options(args, None))
-        result = calibrate(req, progress=not args.json and sys.stderr.isatty())
-        print(json.dumps(result, indent=2) if args.json else format_calibration(result))
-        return 0
-
-    p.set_defaults(func=run)
-
-
-def _add_build(sub) -> None:
-    p = sub.add_parser("build", help="build every (device, budget) of an edgebert.toml: cached, reproducible, "
-                       "with index.json", description="Export the sub-network chosen for each (device, budget) entry "
-                       "of a build config into its own folder, skip entries whose inputs did not change, and write "
-                       "index.json. Exit 3 lists the entries that fit no candidate; exit 4 a parity failure.",
-                       epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("config", help="the build config, e.g. edgebert.toml (see examples/edgebert.toml)")
-    p.add_argument("--only", action="append", metavar="NAME",
-                   help="only this entry (its folder name) or device; repeat or comma-separate")
-    p.add_argument("--check", action="store_true",
-                   help="re-verify the built artifacts (files, sha256, parity) against their manifests; build nothing")
-    p.add_argument("--no-cache", action="store_true", help="rebuild the selected entries even if nothing changed")
-    p.add_argument("--out", help="output folder (default: [output] dir of the config, relative to the config)")
-    p.add_argument("--json", action="store_true", help="print index.json (with --check: the check report) on stdout")
-
-    def run(args) -> int:
-        from edgebert.build import build, check, format_check, format_summary
-        from edgebert.build_config import load_build_config
-
-        cfg = load_build_config(args.config, out=args.out)
-        if args.check:
-            report = check(cfg, args.only)
-            print(json.dumps(report, indent=2) if args.json else format_check(report))
-            return report["exit_code"]
-        index = build(cfg, args.only, no_cache=args.no_cache, progress=not args.json and sys.stderr.isatty())
-        print(json.dumps(index, indent=2) if args.json else format_summary(index))
-        return index["exit_code"]
-
-    p.set_defaults(func=run)
-
-
-_MOUNTS: list = [_add_profiles, _add_bench, _add_calibrate, _add_train, _add_evaluate, _add_build]
-
+def _on_sigterm(signum, frame):
+    raise Terminated()
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (documented in every --help)."""
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        if not getattr(args, "func", None):
-            parser.print_help()
-            return 2
-        return int(args.func(args) or 0)
-    except EdgebertError as exc:
-        print(f"edgebert: error: {exc}", file=sys.stderr)
+        return int(cli.main(args=argv, prog_name="edgebert", standalone_mode=False) or 0)
+    except click.ClickException as exc:
+        exc.show()
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("edgebert: interrupted; nothing half-written was left behind", file=sys.stderr)
+    except EdgebertError as exc:
+        click.echo(f"edgebert: error: {exc}", err=True)
+        return exc.exit_code
+    except Terminated:
+        click.echo("edgebert: terminated; nothing half-written was left behind", err=True)
+        return EXIT_TERMINATED
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("edgebert: interrupted; nothing half-written was left behind", err=True)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -48,8 +48,9 @@ def _run(config: Path) -> tuple[float, float, dict]:
     other jobs' load: wall time because they take cores away, CPU time because OpenMP threads spin
     while they wait for a core (the same cold build measured 150 and 237 CPU s at load ~3 and ~4)."""
     t0, c0 = time.perf_counter(), _cpu_seconds()
-    r = subprocess.run([sys.executable, "-m", "edgebert.cli", "build", str(config), "--json"], cwd=ROOT,
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "edgebert.cli", "build", str(config), "--json"], cwd=ROOT, capture_output=True, text=True
+    )
     seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
     if r.returncode not in (0, 3):
         sys.exit(f"edgebert build exited {r.returncode}:\n{r.stderr[-3000:]}")
@@ -78,15 +79,31 @@ def main() -> None:
     for phase in ("cold", "no-change"):
         phases.append((phase, *_run(config)))
     end_load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    rows = [(p, f"{s:.1f}", f"{c:.1f}", f"{TARGETS[p]:.0f}", "yes" if s <= TARGETS[p] else "NO",
-             ", ".join(f"{n} {k}" for k, n in sorted(i["counts"].items()))) for p, s, c, i in phases]
+    rows = [
+        (
+            p,
+            f"{s:.1f}",
+            f"{c:.1f}",
+            f"{TARGETS[p]:.0f}",
+            "yes" if s <= TARGETS[p] else "NO",
+            ", ".join(f"{n} {k}" for k, n in sorted(i["counts"].items())),
+        )
+        for p, s, c, i in phases
+    ]
     print(_table(rows, ("build", "wall s", "cpu s", "target s", "met", "entries")))
     print(f"load average at the end: {end_load:.2f}")
     cold = phases[0][3]
-    rows = [(e["name"], e["status"], (e["chosen"] or {}).get("spec", "-"),
-             f"{(e['chosen'] or {}).get('format', '-')}/{(e['chosen'] or {}).get('precision', '-')}",
-             "-" if e["seconds"] is None else f"{e['seconds']:.1f}",
-             " ".join(f"{a['format']}:{a['size_bytes'] / 1e6:.1f}" for a in e["artifacts"])) for e in cold["entries"]]
+    rows = [
+        (
+            e["name"],
+            e["status"],
+            (e["chosen"] or {}).get("spec", "-"),
+            f"{(e['chosen'] or {}).get('format', '-')}/{(e['chosen'] or {}).get('precision', '-')}",
+            "-" if e["seconds"] is None else f"{e['seconds']:.1f}",
+            " ".join(f"{a['format']}:{a['size_bytes'] / 1e6:.1f}" for a in e["artifacts"]),
+        )
+        for e in cold["entries"]
+    ]
     print("\ncold build, per entry (the first also loads, rewires and scores the model):")
     print(_table(rows, ("entry", "status", "spec", "chosen", "s", "artifacts (MB)")))
     if not args.out:

@@ -36,9 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from edgebert.artifact import ArtifactConfig  # noqa: E402
-from edgebert.costs import costs  # noqa: E402
-from edgebert.latency import Measurement, fit, fit_memory  # noqa: E402
-from edgebert.spec import DEPTHS, WIDTHS, SubnetSpec  # noqa: E402
+from edgebert.model.spec import DEPTHS, WIDTHS, SubnetSpec  # noqa: E402
+from edgebert.select.costs import costs  # noqa: E402
+from edgebert.select.latency import Measurement, fit, fit_memory  # noqa: E402
 
 # Six of the twelve grid points, spread over widths and depths; the other six are held out.
 TRAIN_SPECS = ("w0.25-d0.5", "w0.25-d1", "w0.5-d0.75", "w0.75-d0.5", "w1-d0.75", "w1-d1")
@@ -62,8 +62,11 @@ def _machine() -> str:
     flags = ""
     try:
         text = Path("/proc/cpuinfo").read_text()
-        feats = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
-                 if re.search(rf"\b{f}\b", text)]
+        feats = [
+            f
+            for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+            if re.search(rf"\b{f}\b", text)
+        ]
         flags = " (" + ", ".join(feats) + ")" if feats else ""
     except OSError:
         pass
@@ -72,6 +75,7 @@ def _machine() -> str:
 
 
 # ---- artifacts ------------------------------------------------------------------------------------
+
 
 def _converters(formats):
     """{format: converter} from edgebert's registry (the converters the pipeline really uses)."""
@@ -94,7 +98,7 @@ def _static_seqs(key: str, quick: bool) -> tuple[int, ...]:
 
 
 def _build(model, spec, converters, precisions, workdir: Path, quick: bool = False) -> list[dict]:
-    from edgebert.slicing import slice_model
+    from edgebert.model.slicing import slice_model
 
     sub = slice_model(model, spec).eval()
     arts = []
@@ -106,24 +110,34 @@ def _build(model, spec, converters, precisions, workdir: Path, quick: bool = Fal
             if not seqs:
                 continue
             files = {}
-            for seq in (seqs if not conv.dynamic_shapes else (max(seqs),)):
+            for seq in seqs if not conv.dynamic_shapes else (max(seqs),):
                 path = workdir / f"{spec.key}-{fmt}-{precision}-{seq}{conv.suffix}"
                 t = time.perf_counter()
                 conv.convert(sub, ArtifactConfig(fmt, precision, seq), path)
                 print(f"  converted {path.name} in {time.perf_counter() - t:.1f} s", flush=True)
                 files[seq] = path
-            arts.append({"spec": spec, "format": fmt, "precision": precision, "seqs": seqs,
-                         "files": files if not conv.dynamic_shapes else {s: files[max(seqs)] for s in seqs}})
+            arts.append(
+                {
+                    "spec": spec,
+                    "format": fmt,
+                    "precision": precision,
+                    "seqs": seqs,
+                    "files": files if not conv.dynamic_shapes else {s: files[max(seqs)] for s in seqs},
+                }
+            )
     return arts
 
 
 # ---- timing ---------------------------------------------------------------------------------------
 
+
 def _inputs(seq: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seq)
-    return {"input_ids": rng.integers(1000, 20000, (1, seq), dtype=np.int64),
-            "attention_mask": np.ones((1, seq), dtype=np.int64),
-            "token_type_ids": np.zeros((1, seq), dtype=np.int64)}
+    return {
+        "input_ids": rng.integers(1000, 20000, (1, seq), dtype=np.int64),
+        "attention_mask": np.ones((1, seq), dtype=np.int64),
+        "token_type_ids": np.zeros((1, seq), dtype=np.int64),
+    }
 
 
 def _times_ms(run, inputs, min_s: float, min_runs: int = 7, max_runs: int = 200) -> list[float]:
@@ -161,8 +175,11 @@ def measure_latency(arts, converters, rounds: int, min_s: float) -> dict[tuple, 
                     key = (a["spec"].key, a["format"], a["precision"], threads, seq)
                     raw.setdefault(key, []).append(_times_ms(loaded[path], _inputs(seq), min_s))
                 del loaded
-        print(f"  round {r + 1}/{rounds}: {len(raw)} configurations in {time.perf_counter() - t0:.0f} s, "
-              f"load average {os.getloadavg()[0]:.1f}", flush=True)
+        print(
+            f"  round {r + 1}/{rounds}: {len(raw)} configurations in {time.perf_counter() - t0:.0f} s, "
+            f"load average {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
     return raw
 
 
@@ -189,8 +206,12 @@ print(json.dumps({"peak_mb": (status("VmHWM") - base) * 1.048576}))
 
 def _warm_runtime(fmt: str) -> None:
     """Import the format's runtime once in a child so the first memory child is not the slowest."""
-    subprocess.run([sys.executable, "-c", f"from edgebert.registry import CONVERTERS; CONVERTERS.get({fmt!r})"],
-                   cwd=ROOT, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    subprocess.run(
+        [sys.executable, "-c", f"from edgebert.registry import CONVERTERS; CONVERTERS.get({fmt!r})"],
+        cwd=ROOT,
+        capture_output=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
 
 def measure_memory(arts) -> dict[tuple, float]:
@@ -200,9 +221,14 @@ def measure_memory(arts) -> dict[tuple, float]:
             continue
         path = a["files"][max(a["seqs"])]
         dynamic = len(set(a["files"].values())) == 1 and len(a["seqs"]) > 1
-        for seq in (MEMORY_SEQ_LENS if dynamic else (max(a["seqs"]),)):
-            proc = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, a["format"], str(path), str(seq)], cwd=ROOT,
-                                  capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        for seq in MEMORY_SEQ_LENS if dynamic else (max(a["seqs"]),):
+            proc = subprocess.run(
+                [sys.executable, "-c", _MEMORY_CHILD, a["format"], str(path), str(seq)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+            )
             if proc.returncode != 0:
                 print(f"  memory of {a['spec'].key} {a['format']}/{a['precision']} failed: {proc.stderr[-300:]}")
                 continue
@@ -212,6 +238,7 @@ def measure_memory(arts) -> dict[tuple, float]:
 
 
 # ---- report and profile ----------------------------------------------------------------------------
+
 
 def _errors(pairs):
     rel = np.array([abs(p - m) / m for p, m in pairs])
@@ -229,24 +256,34 @@ def evaluate(model, ms: list[Measurement], threads: int | None = None):
 
 
 def print_table(model, train_err, held_err, overall_train, overall_held):
-    print("\nformat      prec  thr   linear GMAC/s  attn GMAC/s  ms/layer  fixed ms   train med/p90   held-out med/p90 (n)")
+    print(
+        "\nformat      prec  thr   linear GMAC/s  attn GMAC/s  ms/layer  fixed ms   train med/p90   held-out med/p90 (n)"
+    )
     for e in model.entries:
         k = e.key
         tr, he = train_err.get(k), held_err.get(k)
-        print(f"{e.format:<11} {e.precision:<5} {e.threads:>3}   {e.linear_gmacs_per_s:>13.1f} {e.attention_gmacs_per_s:>12.1f}"
-              f" {e.per_layer_ms:>9.3f} {e.fixed_ms:>9.3f}   {100 * tr[0]:5.1f}% {100 * tr[1]:5.1f}%"
-              f"   {100 * he[0]:5.1f}% {100 * he[1]:5.1f}% ({he[2]})")
-    print(f"\nall train:    median |error| {100 * overall_train[0]:.1f}%, p90 {100 * overall_train[1]:.1f}% (n={overall_train[2]})")
-    print(f"all held-out: median |error| {100 * overall_held[0]:.1f}%, p90 {100 * overall_held[1]:.1f}% (n={overall_held[2]})"
-          f"   target: median <= 10%, p90 <= 20%")
+        print(
+            f"{e.format:<11} {e.precision:<5} {e.threads:>3}   {e.linear_gmacs_per_s:>13.1f} {e.attention_gmacs_per_s:>12.1f}"
+            f" {e.per_layer_ms:>9.3f} {e.fixed_ms:>9.3f}   {100 * tr[0]:5.1f}% {100 * tr[1]:5.1f}%"
+            f"   {100 * he[0]:5.1f}% {100 * he[1]:5.1f}% ({he[2]})"
+        )
+    print(
+        f"\nall train:    median |error| {100 * overall_train[0]:.1f}%, p90 {100 * overall_train[1]:.1f}% (n={overall_train[2]})"
+    )
+    print(
+        f"all held-out: median |error| {100 * overall_held[0]:.1f}%, p90 {100 * overall_held[1]:.1f}% (n={overall_held[2]})"
+        f"   target: median <= 10%, p90 <= 20%"
+    )
     print(f"parallel efficiency (1 -> 2 threads): {model.parallel_efficiency:.2f}")
 
 
 def print_by_threads(model, train, held):
     for t in THREADS:
         tr, he = evaluate(model, train, t)[1], evaluate(model, held, t)[1]
-        print(f"{t} thread{'s' if t > 1 else ' '}: train median {100 * tr[0]:.1f}% p90 {100 * tr[1]:.1f}% (n={tr[2]}) | "
-              f"held-out median {100 * he[0]:.1f}% p90 {100 * he[1]:.1f}% (n={he[2]})")
+        print(
+            f"{t} thread{'s' if t > 1 else ' '}: train median {100 * tr[0]:.1f}% p90 {100 * tr[1]:.1f}% (n={tr[2]}) | "
+            f"held-out median {100 * he[0]:.1f}% p90 {100 * he[1]:.1f}% (n={he[2]})"
+        )
 
 
 def write_profile(model, memory, held_err, command, runs_note, machine, path: Path, floors=None):
@@ -264,8 +301,11 @@ def write_profile(model, memory, held_err, command, runs_note, machine, path: Pa
             floor = (floors or {}).get(e.threads, (0.0, 0.0)) if he[2] < 6 else (0.0, 0.0)
             d["expected_error"] = round(max(e.expected_error, he[0], floor[0]), 4)
             d["error_p90"] = round(max(e.error_p90, he[1], floor[1]), 4)
-            d["provenance"]["held_out"] = {"median_abs_rel_error": round(he[0], 4),
-                                           "p90_abs_rel_error": round(he[1], 4), "n": he[2]}
+            d["provenance"]["held_out"] = {
+                "median_abs_rel_error": round(he[0], 4),
+                "p90_abs_rel_error": round(he[1], 4),
+                "n": he[2],
+            }
         for k in ("linear_gmacs_per_s", "attention_gmacs_per_s", "per_layer_ms", "fixed_ms"):
             d[k] = float(f"{d[k]:.4g}")
         d["provenance"].update({"command": command, "runs": runs_note, "machine": machine})
@@ -273,11 +313,22 @@ def write_profile(model, memory, held_err, command, runs_note, machine, path: Pa
     mem = []
     for m in memory:
         d = m.to_dict()
-        for k in ("weight_factor", "embedding_factor", "activation_factor", "overhead_mb", "expected_error", "error_p90"):
+        for k in (
+            "weight_factor",
+            "embedding_factor",
+            "activation_factor",
+            "overhead_mb",
+            "expected_error",
+            "error_p90",
+        ):
             d[k] = float(f"{d[k]:.4g}")
-        d["provenance"].update({"command": command, "machine": machine,
-                                "measured": "peak RSS over a baseline with the runtime imported, fresh process, "
-                                            "load + 3 inferences"})
+        d["provenance"].update(
+            {
+                "command": command,
+                "machine": machine,
+                "measured": "peak RSS over a baseline with the runtime imported, fresh process, load + 3 inferences",
+            }
+        )
         mem.append(d)
     doc["latency_model"] = {
         "kind": model.kind,
@@ -286,8 +337,10 @@ def write_profile(model, memory, held_err, command, runs_note, machine, path: Pa
         "entries": entries,
         "memory": mem,
     }
-    header = ("# The machine edgebert runs on. cpu and RAM are detected at load time (detect: true);\n"
-              f"# latency_model is written by: {command}\n")
+    header = (
+        "# The machine edgebert runs on. cpu and RAM are detected at load time (detect: true);\n"
+        f"# latency_model is written by: {command}\n"
+    )
     tmp = path.with_suffix(".yaml.tmp")
     tmp.write_text(header + yaml.safe_dump(doc, sort_keys=False, width=120, allow_unicode=True))
     os.replace(tmp, path)  # never a half-written profile
@@ -306,15 +359,18 @@ def main(argv=None) -> int:
     ap.add_argument("--save-raw", help="also write every run time to this JSON file")
     ap.add_argument("--from-raw", help="refit from a --save-raw file instead of measuring")
     ap.add_argument("--remeasure-memory", action="store_true", help="with --from-raw: measure memory afresh")
-    ap.add_argument("--quick", action="store_true",
-                    help="fewer static-shape conversions (3 train sub-networks at 2 lengths, 3 held out), no fp16")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer static-shape conversions (3 train sub-networks at 2 lengths, 3 held out), no fp16",
+    )
     args = ap.parse_args(argv)
     command = " ".join(["python benchmarks/fit_host.py", *(sys.argv[1:] if argv is None else argv)])
 
     import torch
 
-    from edgebert.defaults import default_model_dir
-    from edgebert.model import load_model
+    from edgebert.model.bert import load_model
+    from edgebert.model.packaged import default_model_dir
 
     torch.manual_seed(0)
     t_start = time.perf_counter()
@@ -344,35 +400,58 @@ def main(argv=None) -> int:
                 mem = measure_memory(arts)
         if args.save_raw:
             measured_by = saved.get("command", "") if args.from_raw else command
-            Path(args.save_raw).write_text(json.dumps({
-                "command": measured_by, "date": date.today().isoformat(), "load_average": os.getloadavg()[0],
-                "latency": {json.dumps(k): v for k, v in raw.items()}, "memory": {json.dumps(k): v for k, v in mem.items()}}))
+            Path(args.save_raw).write_text(
+                json.dumps(
+                    {
+                        "command": measured_by,
+                        "date": date.today().isoformat(),
+                        "load_average": os.getloadavg()[0],
+                        "latency": {json.dumps(k): v for k, v in raw.items()},
+                        "memory": {json.dumps(k): v for k, v in mem.items()},
+                    }
+                )
+            )
     if args.from_raw and saved.get("command"):
         command = f"{saved['command']} (measured {saved.get('date', '?')}); refit: {command}"
     p50 = {k: quiet_p50(v) for k, v in raw.items()}
     by_key = {s.key: s for s in specs}
-    ms = [Measurement(costs(model.config, seq, by_key[k]), fmt, prec, thr, v, label=k)
-          for (k, fmt, prec, thr, seq), v in sorted(p50.items())]
+    ms = [
+        Measurement(costs(model.config, seq, by_key[k]), fmt, prec, thr, v, label=k)
+        for (k, fmt, prec, thr, seq), v in sorted(p50.items())
+    ]
     train = [m for m in ms if m.label in TRAIN_SPECS]
     held = [m for m in ms if m.label not in TRAIN_SPECS]
     machine = _machine()
-    fitted = fit(train, device="host", source=f"fitted on {len(train)} measurements on host ({machine}), "
-                                                  f"{date.today().isoformat()}")
+    fitted = fit(
+        train,
+        device="host",
+        source=f"fitted on {len(train)} measurements on host ({machine}), {date.today().isoformat()}",
+    )
     train_err, overall_train = evaluate(fitted, train)
     held_err, overall_held = evaluate(fitted, held)
     print_table(fitted, train_err, held_err, overall_train, overall_held)
     print_by_threads(fitted, train, held)
-    mem_ms = [Measurement(costs(model.config, seq, by_key[k]), fmt, prec, 1, 0.0, peak_mb=v, label=k)
-              for (k, fmt, prec, seq), v in sorted(mem.items())]
-    memory = fit_memory(mem_ms, source=f"fitted on {len(mem_ms)} peak-RSS measurements on host ({machine})") if mem_ms else ()
+    mem_ms = [
+        Measurement(costs(model.config, seq, by_key[k]), fmt, prec, 1, 0.0, peak_mb=v, label=k)
+        for (k, fmt, prec, seq), v in sorted(mem.items())
+    ]
+    memory = (
+        fit_memory(mem_ms, source=f"fitted on {len(mem_ms)} peak-RSS measurements on host ({machine})")
+        if mem_ms
+        else ()
+    )
     for m in memory:
-        print(f"memory {m.format:<11} {m.precision:<5}: {m.weight_factor:.2f} x weights + {m.activation_factor:.2f} x activations "
-              f"+ {m.overhead_mb:.1f} MB (tables x {m.embedding_factor:.2f})   (median |error| {100 * m.expected_error:.1f}%, p90 {100 * m.error_p90:.1f}%)")
+        print(
+            f"memory {m.format:<11} {m.precision:<5}: {m.weight_factor:.2f} x weights + {m.activation_factor:.2f} x activations "
+            f"+ {m.overhead_mb:.1f} MB (tables x {m.embedding_factor:.2f})   (median |error| {100 * m.expected_error:.1f}%, p90 {100 * m.error_p90:.1f}%)"
+        )
     print(f"\ntotal time {time.perf_counter() - t_start:.0f} s")
     if not args.no_write:
         rounds = max(len(v) for v in raw.values())
-        note = (f"{rounds} rounds x >= 7 runs each; p50 = min over rounds of the "
-                f"round's median (shared cores: load average {os.getloadavg()[0]:.1f} at the end)")
+        note = (
+            f"{rounds} rounds x >= 7 runs each; p50 = min over rounds of the "
+            f"round's median (shared cores: load average {os.getloadavg()[0]:.1f} at the end)"
+        )
         floors = {t: evaluate(fitted, held, t)[1][:2] for t in THREADS}
         write_profile(fitted, memory, held_err, command, note, machine, Path(args.profile), floors)
     return 0

@@ -25,23 +25,35 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgebert.data_sets import load_data
-from edgebert.model import load_model
-from edgebert.quality import measure
-from edgebert.slicing import slice_model
-from edgebert.spec import DEPTHS, WIDTHS, SubnetSpec
-from edgebert.tokenizer import encode, load_tokenizer
+from edgebert.model.bert import load_model
+from edgebert.model.slicing import slice_model
+from edgebert.model.spec import DEPTHS, WIDTHS, SubnetSpec
+from edgebert.model.tokenizer import encode, load_tokenizer
+from edgebert.train.data import load_data
+from edgebert.train.evaluate import measure
 
 TARGET = SubnetSpec(0.5, 0.5)
 
 
 def _train(args) -> dict:
-    from edgebert.train import TrainConfig, train
+    from edgebert.train.config import TrainConfig
+    from edgebert.train.recipe import train
 
-    cfg = TrainConfig(data="rotten-tomatoes", out=args.out, seq_len=args.seq_len, batch_size=args.batch_size,
-                      epochs=args.epochs, task=args.task,
-                      max_steps=args.max_steps, teacher_max_steps=args.teacher_max_steps, lr=args.lr,
-                      rewire_texts=args.rewire_texts, keep_teacher=True, resume=args.resume, force=not args.resume)
+    cfg = TrainConfig(
+        data="rotten-tomatoes",
+        out=args.out,
+        seq_len=args.seq_len,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        task=args.task,
+        max_steps=args.max_steps,
+        teacher_max_steps=args.teacher_max_steps,
+        lr=args.lr,
+        rewire_texts=args.rewire_texts,
+        keep_teacher=True,
+        resume=args.resume,
+        force=not args.resume,
+    )
     t0 = time.perf_counter()
     train(cfg, progress=True)
     return {"wall_seconds": round(time.perf_counter() - t0, 1)}
@@ -49,17 +61,22 @@ def _train(args) -> dict:
 
 def _rewired(teacher, tokenizer, train_cfg: dict):
     """The rewired teacher, recomputed exactly as `edgebert train` did (same texts, seed)."""
-    from edgebert.rewire import rewire
+    from edgebert.model.rewire import rewire
 
     labelled = teacher.config.task == "classification"
     train_set = load_data("rotten-tomatoes", split="train", labelled=labelled)
     pick = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(train_cfg["seed"]))
-    examples = [train_set.examples[i] for i in pick[:train_cfg["rewire_texts"]].tolist()]
+    examples = [train_set.examples[i] for i in pick[: train_cfg["rewire_texts"]].tolist()]
     index = {name: i for i, name in enumerate(teacher.config.labels or ())}
-    model, _ = rewire(teacher, [e.text for e in examples], tokenizer,
-                      labels=[index[e.label] for e in examples] if labelled else None,
-                      seq_len=min(train_cfg["seq_len"], teacher.config.max_position_embeddings),
-                      seed=train_cfg["seed"], progress=False)
+    model, _ = rewire(
+        teacher,
+        [e.text for e in examples],
+        tokenizer,
+        labels=[index[e.label] for e in examples] if labelled else None,
+        seq_len=min(train_cfg["seq_len"], teacher.config.max_position_embeddings),
+        seed=train_cfg["seed"],
+        progress=False,
+    )
     return model
 
 
@@ -124,18 +141,39 @@ def main(argv=None) -> int:
     artifacts = {} if embedding else _artifact_accuracy(final, test, tokenizer, train_cfg["seq_len"], out)
     nn = ("nn_agreement",) if embedding else ()
     result = {
-        "task": train_cfg["task"], "metric": dyn["w1-d1"]["metric"], "test_n": len(test), "teacher": teacher_acc,
-        "rows": {s.key: {"naive": naive[s.key]["score"], "naive_rewired": naive_rw[s.key]["score"],
-                         "dynamic": dyn[s.key]["score"],
-                         **{f"{k}_{n}": t[s.key][n] for n in nn for k, t in
-                            (("naive", naive), ("naive_rewired", naive_rw), ("dynamic", dyn))}} for s in specs},
+        "task": train_cfg["task"],
+        "metric": dyn["w1-d1"]["metric"],
+        "test_n": len(test),
+        "teacher": teacher_acc,
+        "rows": {
+            s.key: {
+                "naive": naive[s.key]["score"],
+                "naive_rewired": naive_rw[s.key]["score"],
+                "dynamic": dyn[s.key]["score"],
+                **{
+                    f"{k}_{n}": t[s.key][n]
+                    for n in nn
+                    for k, t in (("naive", naive), ("naive_rewired", naive_rw), ("dynamic", dyn))
+                },
+            }
+            for s in specs
+        },
         "artifacts_w0.5-d0.5": artifacts,
-        "training": {k: {"steps": v["steps"], "seconds": v["seconds"], "loss_first": v["loss_first"],
-                         "loss_last": v["loss_last"]} for k, v in training["stages"].items()},
-        "training_peak_rss_mb": training.get("peak_rss_mb"), "train_wall": run,
+        "training": {
+            k: {
+                "steps": v["steps"],
+                "seconds": v["seconds"],
+                "loss_first": v["loss_first"],
+                "loss_last": v["loss_last"],
+            }
+            for k, v in training["stages"].items()
+        },
+        "training_peak_rss_mb": training.get("peak_rss_mb"),
+        "train_wall": run,
         "measure_seconds": round(time.perf_counter() - t0, 1),
         "benchmark_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "train_config": train_cfg, "threads": args.threads,
+        "train_config": train_cfg,
+        "threads": args.threads,
     }
     (out / "benchmark.json").write_text(json.dumps(result, indent=2) + "\n")
     print(_markdown(result))
@@ -145,25 +183,49 @@ def main(argv=None) -> int:
 def _markdown(r: dict) -> str:
     t = r["teacher"]
     if r.get("task") == "embedding":
-        lines = [f"Rotten Tomatoes test texts (n={r['test_n']}): cosine fidelity to the original MiniLM "
-                 f"(nearest-neighbour agreement in brackets)", "",
-                 "| sub-network | naive slice | rewired slice (untrained) | dynamic |", "|---|---|---|---|"]
+        lines = [
+            f"Rotten Tomatoes test texts (n={r['test_n']}): cosine fidelity to the original MiniLM "
+            f"(nearest-neighbour agreement in brackets)",
+            "",
+            "| sub-network | naive slice | rewired slice (untrained) | dynamic |",
+            "|---|---|---|---|",
+        ]
         for key, row in r["rows"].items():
-            lines.append(f"| {key} | " + " | ".join(f"{row[k]:.4f} ({row[k + '_nn_agreement']:.3f})"
-                                                    for k in ("naive", "naive_rewired", "dynamic")) + " |")
+            lines.append(
+                f"| {key} | "
+                + " | ".join(
+                    f"{row[k]:.4f} ({row[k + '_nn_agreement']:.3f})" for k in ("naive", "naive_rewired", "dynamic")
+                )
+                + " |"
+            )
     else:
-        lines = [f"Rotten Tomatoes test (n={r['test_n']}), teacher accuracy {t:.4f}", "",
-                 "| sub-network | naive slice | rewired slice (untrained) | dynamic | dynamic / teacher |",
-                 "|---|---|---|---|---|"]
+        lines = [
+            f"Rotten Tomatoes test (n={r['test_n']}), teacher accuracy {t:.4f}",
+            "",
+            "| sub-network | naive slice | rewired slice (untrained) | dynamic | dynamic / teacher |",
+            "|---|---|---|---|---|",
+        ]
         for key, row in r["rows"].items():
-            lines.append(f"| {key} | {row['naive']:.4f} | {row['naive_rewired']:.4f} | {row['dynamic']:.4f} "
-                         f"| {row['dynamic'] / t:.3f} |")
-        lines += ["", "w0.5-d0.5 artifacts (batch 1, padded): " +
-                  ", ".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}"
-                            for k, v in r["artifacts_w0.5-d0.5"].items())]
-    lines += ["", "training: " + "; ".join(f"{k} {v['steps']} steps {v['seconds']:.0f}s loss {v['loss_first']:.3f}→"
-                                           f"{v['loss_last']:.3f}" for k, v in r["training"].items()),
-              f"training peak RSS {r['training_peak_rss_mb']} MB; benchmark peak RSS {r['benchmark_peak_rss_mb']} MB"]
+            lines.append(
+                f"| {key} | {row['naive']:.4f} | {row['naive_rewired']:.4f} | {row['dynamic']:.4f} "
+                f"| {row['dynamic'] / t:.3f} |"
+            )
+        lines += [
+            "",
+            "w0.5-d0.5 artifacts (batch 1, padded): "
+            + ", ".join(
+                f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}" for k, v in r["artifacts_w0.5-d0.5"].items()
+            ),
+        ]
+    lines += [
+        "",
+        "training: "
+        + "; ".join(
+            f"{k} {v['steps']} steps {v['seconds']:.0f}s loss {v['loss_first']:.3f}→{v['loss_last']:.3f}"
+            for k, v in r["training"].items()
+        ),
+        f"training peak RSS {r['training_peak_rss_mb']} MB; benchmark peak RSS {r['benchmark_peak_rss_mb']} MB",
+    ]
     return "\n".join(lines)
 
 

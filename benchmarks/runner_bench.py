@@ -29,11 +29,14 @@ SEQ = 128
 def build_artifacts(folder: Path, formats: list[str]) -> dict[str, Path]:
     import torch
 
-    from edgebert.model import Bert, BertConfig
+    from edgebert.model.bert import Bert, BertConfig
 
     torch.manual_seed(0)
-    model = Bert(BertConfig(vocab_size=30522, hidden_size=256, heads=(4,) * 4, ffn=(1024,) * 4, head_dim=64,
-                            max_position_embeddings=512)).eval()
+    model = Bert(
+        BertConfig(
+            vocab_size=30522, hidden_size=256, heads=(4,) * 4, ffn=(1024,) * 4, head_dim=64, max_position_embeddings=512
+        )
+    ).eval()
     ids = torch.randint(1, 30522, (1, SEQ))
     inputs = (ids, torch.ones(1, SEQ, dtype=torch.long), torch.zeros(1, SEQ, dtype=torch.long))
     out = {}
@@ -44,8 +47,14 @@ def build_artifacts(folder: Path, formats: list[str]) -> dict[str, Path]:
         litert_torch.convert(model, tuple(t.int() for t in inputs)).export(str(out["tflite"]))
     if "onnx" in formats:
         out["onnx"] = folder / "model.onnx"
-        torch.onnx.export(model, inputs, str(out["onnx"]), dynamo=True, external_data=False,
-                          input_names=["input_ids", "attention_mask", "token_type_ids"])
+        torch.onnx.export(
+            model,
+            inputs,
+            str(out["onnx"]),
+            dynamo=True,
+            external_data=False,
+            input_names=["input_ids", "attention_mask", "token_type_ids"],
+        )
     return out
 
 
@@ -81,13 +90,27 @@ def main(argv=None) -> int:
                         got["ssh"].append(run_bench(sshd.uri, artifact, config, options))
                     med = {k: statistics.median(r.p50_ms for r in v) for k, v in got.items()}
                     over = {k: statistics.median(r.overhead_s for r in v) for k, v in got.items()}
-                    rows.append((fmt, threads, med["local"], med["ssh"], med["ssh"] / med["local"], over["local"],
-                                 over["ssh"], [round(r.p50_ms, 3) for r in got["local"]],
-                                 [round(r.p50_ms, 3) for r in got["ssh"]]))
-    print(f"\nBERT 4x256 (FFN 1024), batch 1, seq {SEQ}; {args.runs} runs after {args.warmup} warm-up; "
-          f"median of {args.rounds} interleaved rounds; device: {got['local'][0].device}")
-    print(f"{'format':<8}{'threads':>8}{'local p50 ms':>14}{'ssh p50 ms':>12}{'ssh/local':>11}"
-          f"{'local overhead s':>18}{'ssh overhead s':>16}")
+                    rows.append(
+                        (
+                            fmt,
+                            threads,
+                            med["local"],
+                            med["ssh"],
+                            med["ssh"] / med["local"],
+                            over["local"],
+                            over["ssh"],
+                            [round(r.p50_ms, 3) for r in got["local"]],
+                            [round(r.p50_ms, 3) for r in got["ssh"]],
+                        )
+                    )
+    print(
+        f"\nBERT 4x256 (FFN 1024), batch 1, seq {SEQ}; {args.runs} runs after {args.warmup} warm-up; "
+        f"median of {args.rounds} interleaved rounds; device: {got['local'][0].device}"
+    )
+    print(
+        f"{'format':<8}{'threads':>8}{'local p50 ms':>14}{'ssh p50 ms':>12}{'ssh/local':>11}"
+        f"{'local overhead s':>18}{'ssh overhead s':>16}"
+    )
     for fmt, th, lo, ss, ratio, olo, oss, _, _ in rows:
         print(f"{fmt:<8}{th:>8}{lo:>14.3f}{ss:>12.3f}{ratio:>11.3f}{olo:>18.2f}{oss:>16.2f}")
     print("\nper-round p50 ms (local | ssh):")

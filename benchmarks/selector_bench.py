@@ -7,7 +7,7 @@
 
 On the packaged MiniLM and the `host` profile (its default threads, sequence 128), the
 selector's grid is enumerated exactly as `edgebert export --device host` does it
-(`select_export.quality_for`: the proxy quality of the rewired model; `enumerate_candidates` with
+(`select.quality.quality_for`: the proxy quality of the rewired model; `enumerate_candidates` with
 the same precision penalty; `select` on each prediction's p90 bound), limited to --formats and
 --precisions to keep the run short (fp16 and torchscript cost conversions and add no new
 trade-off on this CPU). Budgets are spread geometrically from just above the fastest candidate's
@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from fit_host import _inputs, _machine, _times_ms, quiet_p50  # noqa: E402
 
-from edgebert.spec import DEPTHS, WIDTHS, SubnetSpec  # noqa: E402
+from edgebert.model.spec import DEPTHS, WIDTHS, SubnetSpec  # noqa: E402
 
 
 def _key(c) -> str:
@@ -65,16 +65,25 @@ def _key(c) -> str:
 
 def candidates(loaded, profile, formats, precisions, seq_len, threads, quality):
     """The selector's grid, as select_export.choose builds it, limited to `precisions`."""
-    from edgebert.select_export import PRECISION_PENALTY, _allowed
-    from edgebert.selector import enumerate_candidates
+    from edgebert.select.choose import PRECISION_PENALTY
+    from edgebert.select.choose import allowed as _allowed
+    from edgebert.select.selector import enumerate_candidates
 
     formats, allowed = _allowed(profile, formats, None)
     cands = []
     for f in formats:
         precs = tuple(p for p in allowed[f] if p in precisions)
         if precs:
-            cands += enumerate_candidates(loaded.full.config, profile, [f], precs, seq_len, quality,
-                                          threads=threads, precision_penalty=PRECISION_PENALTY)
+            cands += enumerate_candidates(
+                loaded.full.config,
+                profile,
+                [f],
+                precs,
+                seq_len,
+                quality,
+                threads=threads,
+                precision_penalty=PRECISION_PENALTY,
+            )
     return [c for c in cands if c.latency is not None and c.quality is not None]
 
 
@@ -86,11 +95,12 @@ def budgets_for(cands, memory_mb: float, n: int) -> list[float]:
 
 # ---- export and time every candidate once --------------------------------------------------------
 
+
 def build(loaded, cands, seq_len: int, folder: Path) -> dict[str, Path]:
     """Export each (spec, format, precision) once; a file already in `folder` (from --workdir) is reused."""
     from edgebert.artifact import ArtifactConfig
+    from edgebert.model.slicing import slice_model
     from edgebert.registry import CONVERTERS
-    from edgebert.slicing import slice_model
 
     paths, subs = {}, {}
     for c in cands:
@@ -126,18 +136,22 @@ def measure(cands, paths: dict[str, Path], threads: int, seq_len: int, rounds: i
             time.sleep(gap_s)  # rounds spread in time catch more of the machine's quiet stretches
         t0 = time.perf_counter()
         # Alternate the order so that a slow stretch of the machine does not always hit the same candidates.
-        for k in (order if r % 2 == 0 else order[::-1]):
+        for k in order if r % 2 == 0 else order[::-1]:
             conv = CONVERTERS.get(by_key[k].format)()
             run = conv.load(paths[k], threads=threads)
             raw.setdefault(k, []).append(_times_ms(run, _inputs(seq_len), min_s))
             del run
         loads.append(os.getloadavg()[0])
-        print(f"  round {r + 1}/{rounds}: {len(order)} artifacts in {time.perf_counter() - t0:.0f} s, "
-              f"load average {loads[-1]:.2f}", flush=True)
+        print(
+            f"  round {r + 1}/{rounds}: {len(order)} artifacts in {time.perf_counter() - t0:.0f} s, "
+            f"load average {loads[-1]:.2f}",
+            flush=True,
+        )
     return raw, loads
 
 
 # ---- judging ---------------------------------------------------------------------------------------
+
 
 def _neighbours(spec: SubnetSpec, lower_only: bool) -> list[tuple[float, float]]:
     wi, di = WIDTHS.index(spec.width), DEPTHS.index(spec.depth)
@@ -150,7 +164,7 @@ def _neighbours(spec: SubnetSpec, lower_only: bool) -> list[tuple[float, float]]
 
 def judge(cands, p50: dict[str, float], budget: float, memory_mb: float) -> dict:
     from edgebert.errors import BudgetError
-    from edgebert.selector import select
+    from edgebert.select.selector import select
 
     try:
         ch = select(cands, budget, memory_mb).chosen
@@ -160,18 +174,32 @@ def judge(cands, p50: dict[str, float], budget: float, memory_mb: float) -> dict
     best = min(fits, key=lambda c: (-c.quality, p50[_key(c)])) if fits else None
     row = {"budget_ms": budget, "chosen": _key(ch) if ch else None, "best": _key(best) if best else None}
     if ch is not None:
-        row.update(pred_ms=ch.latency.value, bound_ms=ch.latency.upper, measured_ms=p50[_key(ch)],
-                   within_budget=p50[_key(ch)] <= budget, q_chosen=ch.quality)
+        row.update(
+            pred_ms=ch.latency.value,
+            bound_ms=ch.latency.upper,
+            measured_ms=p50[_key(ch)],
+            within_budget=p50[_key(ch)] <= budget,
+            q_chosen=ch.quality,
+        )
     if best is not None:
         row.update(best_ms=p50[_key(best)], q_best=best.quality)
     if ch is not None and best is not None:
-        same_or_adjacent = ((ch.spec.width, ch.spec.depth) == (best.spec.width, best.spec.depth)
-                            or (ch.spec.width, ch.spec.depth) in _neighbours(best.spec, lower_only=False))
-        lower = [c for c in cands if (c.spec.width, c.spec.depth) in _neighbours(best.spec, lower_only=True)
-                 and (c.format, c.precision) == (best.format, best.precision)]
+        same_or_adjacent = (ch.spec.width, ch.spec.depth) == (best.spec.width, best.spec.depth) or (
+            ch.spec.width,
+            ch.spec.depth,
+        ) in _neighbours(best.spec, lower_only=False)
+        lower = [
+            c
+            for c in cands
+            if (c.spec.width, c.spec.depth) in _neighbours(best.spec, lower_only=True)
+            and (c.format, c.precision) == (best.format, best.precision)
+        ]
         q_floor = max((c.quality for c in lower), default=-math.inf)
-        row.update(adjacent=same_or_adjacent, q_lower_neighbour=q_floor if lower else None,
-                   within_step=same_or_adjacent or ch.quality >= q_floor or ch.quality >= best.quality)
+        row.update(
+            adjacent=same_or_adjacent,
+            q_lower_neighbour=q_floor if lower else None,
+            within_step=same_or_adjacent or ch.quality >= q_floor or ch.quality >= best.quality,
+        )
     return row
 
 
@@ -184,37 +212,49 @@ def print_candidates(cands, p50):
         e = (c.latency.value - m) / m
         errs.append(abs(e))
         print(f"{_key(c):<28}{c.quality:>9.4f}{c.latency.value:>9.2f}{c.latency.upper:>9.2f}{m:>9.2f}{100 * e:>+7.1f}%")
-    print(f"prediction |error| over all {len(errs)}: median {100 * np.median(errs):.1f}%, "
-          f"p90 {100 * np.percentile(errs, 90):.1f}%; measured above the p90 bound: "
-          f"{sum(p50[_key(c)] > c.latency.upper for c in cands)} of {len(cands)}")
+    print(
+        f"prediction |error| over all {len(errs)}: median {100 * np.median(errs):.1f}%, "
+        f"p90 {100 * np.percentile(errs, 90):.1f}%; measured above the p90 bound: "
+        f"{sum(p50[_key(c)] > c.latency.upper for c in cands)} of {len(cands)}"
+    )
 
 
 def print_budgets(rows):
-    print(f"\n{'budget':>7}  {'chosen':<26}{'bound':>7}{'meas':>7} {'<=bud':<6}{'true best (measured)':<26}{'meas':>7}"
-          f"{'q chosen':>9}{'q best':>8}{'dq':>8}  step")
+    print(
+        f"\n{'budget':>7}  {'chosen':<26}{'bound':>7}{'meas':>7} {'<=bud':<6}{'true best (measured)':<26}{'meas':>7}"
+        f"{'q chosen':>9}{'q best':>8}{'dq':>8}  step"
+    )
     for r in rows:
         if r["chosen"] is None:
             print(f"{r['budget_ms']:>7.3g}  nothing fits (selector)")
             continue
         best = r["best"] or "-"
-        print(f"{r['budget_ms']:>7.3g}  {r['chosen']:<26}{r['bound_ms']:>7.2f}{r['measured_ms']:>7.2f} "
-              f"{'yes' if r['within_budget'] else 'NO':<6}{best:<26}{r.get('best_ms', float('nan')):>7.2f}"
-              f"{r['q_chosen']:>9.4f}{r.get('q_best', float('nan')):>8.4f}"
-              f"{r['q_chosen'] - r.get('q_best', float('nan')):>+8.4f}  "
-              f"{'-' if 'within_step' not in r else ('same' if r['chosen'] == r['best'] else ('ok' if r['within_step'] else 'NO'))}")
+        print(
+            f"{r['budget_ms']:>7.3g}  {r['chosen']:<26}{r['bound_ms']:>7.2f}{r['measured_ms']:>7.2f} "
+            f"{'yes' if r['within_budget'] else 'NO':<6}{best:<26}{r.get('best_ms', float('nan')):>7.2f}"
+            f"{r['q_chosen']:>9.4f}{r.get('q_best', float('nan')):>8.4f}"
+            f"{r['q_chosen'] - r.get('q_best', float('nan')):>+8.4f}  "
+            f"{'-' if 'within_step' not in r else ('same' if r['chosen'] == r['best'] else ('ok' if r['within_step'] else 'NO'))}"
+        )
     chosen = [r for r in rows if r["chosen"] is not None]
     n_in = sum(r["within_budget"] for r in chosen)
     judged = [r for r in chosen if "within_step" in r]
     n_step = sum(r["within_step"] for r in judged)
     n_same = sum(r["chosen"] == r["best"] for r in judged)
-    print(f"\nwithin budget (measured p50 <= budget): {n_in}/{len(chosen)} = {100 * n_in / max(len(chosen), 1):.0f}%"
-          f"   target >= 95%")
-    print(f"quality within one grid step of the true best: {n_step}/{len(judged)} = "
-          f"{100 * n_step / max(len(judged), 1):.0f}% (exactly the true best: {n_same}/{len(judged)})"
-          f"   target: all")
+    print(
+        f"\nwithin budget (measured p50 <= budget): {n_in}/{len(chosen)} = {100 * n_in / max(len(chosen), 1):.0f}%"
+        f"   target >= 95%"
+    )
+    print(
+        f"quality within one grid step of the true best: {n_step}/{len(judged)} = "
+        f"{100 * n_step / max(len(judged), 1):.0f}% (exactly the true best: {n_same}/{len(judged)})"
+        f"   target: all"
+    )
     if judged:
-        print(f"quality given up vs the true best: median {np.median([r['q_best'] - r['q_chosen'] for r in judged]):.4f}, "
-              f"max {max(r['q_best'] - r['q_chosen'] for r in judged):.4f}")
+        print(
+            f"quality given up vs the true best: median {np.median([r['q_best'] - r['q_chosen'] for r in judged]):.4f}, "
+            f"max {max(r['q_best'] - r['q_chosen'] for r in judged):.4f}"
+        )
 
 
 def main(argv=None) -> int:
@@ -235,9 +275,9 @@ def main(argv=None) -> int:
 
     import torch
 
-    from edgebert.export import load
-    from edgebert.profiles import load_profile
-    from edgebert.select_export import quality_for
+    from edgebert.model.loaded import load
+    from edgebert.select.profiles import load_profile
+    from edgebert.select.quality import quality_for
 
     torch.manual_seed(0)
     t_start = time.perf_counter()
@@ -246,8 +286,11 @@ def main(argv=None) -> int:
     memory_mb = profile.model_memory_mb
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     precisions = tuple(p.strip() for p in args.precisions.split(",") if p.strip())
-    print(f"device {profile.name} ({_machine()}), threads {threads}, seq {args.seq_len}, formats {','.join(formats)}, "
-          f"precisions {','.join(precisions)}; load average {os.getloadavg()}", flush=True)
+    print(
+        f"device {profile.name} ({_machine()}), threads {threads}, seq {args.seq_len}, formats {','.join(formats)}, "
+        f"precisions {','.join(precisions)}; load average {os.getloadavg()}",
+        flush=True,
+    )
     loaded = load(None)
     saved = json.loads(Path(args.from_raw).read_text()) if args.from_raw else {}
     if saved:
@@ -269,14 +312,29 @@ def main(argv=None) -> int:
             folder.mkdir(parents=True, exist_ok=True)
             t = time.perf_counter()
             paths = build(loaded, cands, args.seq_len, folder)
-            print(f"exported {len(paths)} artifacts in {time.perf_counter() - t:.0f} s; timing {args.rounds} rounds "
-                  f"at {threads} thread(s)", flush=True)
+            print(
+                f"exported {len(paths)} artifacts in {time.perf_counter() - t:.0f} s; timing {args.rounds} rounds "
+                f"at {threads} thread(s)",
+                flush=True,
+            )
             raw, loads = measure(cands, paths, threads, args.seq_len, args.rounds, args.min_seconds, args.gap_seconds)
         if args.save_raw:
-            Path(args.save_raw).write_text(json.dumps({
-                "command": " ".join(["python benchmarks/selector_bench.py", *(sys.argv[1:] if argv is None else argv)]),
-                "date": date.today().isoformat(), "machine": _machine(), "threads": threads,
-                "quality": quality, "quality_source": source, "latency": raw, "load_averages": loads}))
+            Path(args.save_raw).write_text(
+                json.dumps(
+                    {
+                        "command": " ".join(
+                            ["python benchmarks/selector_bench.py", *(sys.argv[1:] if argv is None else argv)]
+                        ),
+                        "date": date.today().isoformat(),
+                        "machine": _machine(),
+                        "threads": threads,
+                        "quality": quality,
+                        "quality_source": source,
+                        "latency": raw,
+                        "load_averages": loads,
+                    }
+                )
+            )
     p50 = {k: quiet_p50(v) for k, v in raw.items()}
     print_candidates(cands, p50)
     rows = [judge(cands, p50, b, memory_mb) for b in budgets]

@@ -14,18 +14,23 @@ import warnings
 import torch
 from torch import nn
 
-from edgebert.artifact import MIN_SEQ_LEN, ArtifactConfig, Tolerance
-from edgebert.errors import UsageError
-from edgebert.tokenizer import INPUT_NAMES
+from edgebert.artifact import ArtifactConfig, Tolerance
+from edgebert.artifact import check_seq_len as artifact_seq_len_check
+from edgebert.model.tokenizer import INPUT_NAMES
 
-__all__ = ["INPUT_NAMES", "check_seq_len", "example_inputs", "io_facts", "standard_tolerance", "exact_precision", "quiet",
-           "split_outlier_channels"]
+__all__ = [
+    "INPUT_NAMES",
+    "check_seq_len",
+    "example_inputs",
+    "io_facts",
+    "standard_tolerance",
+    "quiet",
+    "split_outlier_channels",
+]
 
 
 def check_seq_len(model, config: ArtifactConfig) -> int:
-    limit = model.config.max_position_embeddings
-    if not MIN_SEQ_LEN <= config.seq_len <= limit:
-        raise UsageError(f"--seq-len {config.seq_len} is out of range: this model takes {MIN_SEQ_LEN}..{limit} tokens")
+    artifact_seq_len_check(config.seq_len, model.config.max_position_embeddings)
     return config.seq_len
 
 
@@ -37,9 +42,9 @@ def example_inputs(model, batch: int, seq_len: int, seed: int = 0) -> tuple[torc
     mask = torch.ones_like(ids)
     types = torch.zeros_like(ids)
     for row in range(1, batch):
-        mask[row, seq_len - seq_len // (row + 2):] = 0
+        mask[row, seq_len - seq_len // (row + 2) :] = 0
     if model.config.type_vocab_size > 1:
-        types[:, seq_len // 2:] = 1
+        types[:, seq_len // 2 :] = 1
     return ids, mask, types
 
 
@@ -63,13 +68,6 @@ _TOLERANCES = {
 
 def standard_tolerance(precision: str) -> Tolerance:
     return _TOLERANCES[precision]
-
-
-def exact_precision(converter, requested: str) -> tuple[str, None]:
-    """resolve_precision for formats that either produce a precision or refuse it (no silent fallback)."""
-    if requested not in converter.precisions:
-        raise UsageError(f"format {converter.name} cannot produce {requested}; it supports {', '.join(converter.precisions)}")
-    return requested, None
 
 
 @contextlib.contextmanager
@@ -140,6 +138,7 @@ def split_outlier_channels(model, ratio: float = 6.0, max_channels: int = 8, see
         def hook(_module, args, _out):
             r = args[0].detach().abs().reshape(-1, args[0].shape[-1]).amax(0)
             ranges[name] = torch.maximum(ranges[name], r) if name in ranges else r
+
         return hook
 
     split = copy.deepcopy(model).eval()

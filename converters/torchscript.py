@@ -20,16 +20,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgebert.artifact import MIN_SEQ_LEN, ArtifactConfig, Tolerance
+from edgebert.artifact import MIN_SEQ_LEN, ArtifactConfig, ConverterBase, Tolerance
+from edgebert.converters._common import INPUT_NAMES, check_seq_len, example_inputs, io_facts, quiet, standard_tolerance
 from edgebert.registry import CONVERTERS
-
-from ._common import INPUT_NAMES, check_seq_len, example_inputs, io_facts, quiet, standard_tolerance
 
 __all__ = ["TorchScriptConverter"]
 
 
 @CONVERTERS.register("torchscript")
-class TorchScriptConverter:
+class TorchScriptConverter(ConverterBase):
     suffix = ".pt"
     precisions = ("fp32",)
     dynamic_shapes = True
@@ -55,8 +54,9 @@ class TorchScriptConverter:
         facts = io_facts(model, "batch", "sequence")
         facts["notes"] = ([note] if note else []) + [
             f"positional inputs ({', '.join(INPUT_NAMES)}), int64; dynamic batch and sequence up to "
-            f"{model.config.max_position_embeddings}", "torch.jit.trace + freeze (TorchScript is deprecated upstream "
-            "but still what many apps load)"]
+            f"{model.config.max_position_embeddings}",
+            "torch.jit.trace + freeze (TorchScript is deprecated upstream but still what many apps load)",
+        ]
         return facts
 
     def load(self, path: Path, threads: int = 1):
@@ -65,8 +65,10 @@ class TorchScriptConverter:
     def normalise(self, src: Path, dst: Path) -> str:
         """Write `src` to `dst` so that the same model gives the same bytes; say what changed (build)."""
         _reproducible_zip(src, dst)
-        return ("zip rewritten: serialization_id from the content, mangled class names stripped, .debug_pkl "
-                "source ranges dropped")
+        return (
+            "zip rewritten: serialization_id from the content, mangled class names stripped, .debug_pkl "
+            "source ranges dropped"
+        )
 
     def tolerance(self, precision: str) -> Tolerance:
         return standard_tolerance(precision)
@@ -93,7 +95,7 @@ def _reproducible_zip(src: Path, dst: Path) -> None:
     with zipfile.ZipFile(src) as z:
         infos = z.infolist()
         prefix = infos[0].filename.split("/")[0] + "/"
-        records = [(i.filename[len(prefix):], z.read(i)) for i in infos]
+        records = [(i.filename[len(prefix) :], z.read(i)) for i in infos]
     out = []
     for name, data in records:
         if name.endswith(".debug_pkl"):
@@ -113,7 +115,7 @@ def _reproducible_zip(src: Path, dst: Path) -> None:
     for name, data in out:
         if name != ".data/serialization_id":
             h.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
-    sid = f"{int(h.hexdigest(), 16) % 10 ** 40:040d}".encode()
+    sid = f"{int(h.hexdigest(), 16) % 10**40:040d}".encode()
     with zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as z:
         for name, data in out:
             info = zipfile.ZipInfo(prefix + name, date_time=(1980, 1, 1, 0, 0, 0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from .errors import MissingExtraError
+from edgebert.errors import MissingExtraError
 
 
 def require(module: str, *, extra: str, what: str) -> ModuleType:

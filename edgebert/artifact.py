@@ -8,9 +8,18 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from .errors import UsageError
+from edgebert.errors import UsageError
 
-__all__ = ["PRECISIONS", "ArtifactConfig", "Tolerance", "Converter", "Runtime", "MIN_SEQ_LEN"]
+__all__ = [
+    "PRECISIONS",
+    "ArtifactConfig",
+    "Tolerance",
+    "Converter",
+    "ConverterBase",
+    "Runtime",
+    "MIN_SEQ_LEN",
+    "check_seq_len",
+]
 
 PRECISIONS = ("fp32", "fp16", "int8")
 MIN_SEQ_LEN = 8
@@ -49,6 +58,12 @@ class Tolerance:
 Runtime = Callable[[dict[str, np.ndarray]], np.ndarray]
 
 
+def check_seq_len(seq_len: int, max_positions: int, flag: str = "--seq-len") -> None:
+    """The one sequence-length check: between MIN_SEQ_LEN and the model's position embeddings."""
+    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or not MIN_SEQ_LEN <= seq_len <= max_positions:
+        raise UsageError(f"{flag} {seq_len} is out of range: this model takes {MIN_SEQ_LEN}..{max_positions} tokens")
+
+
 class Converter(Protocol):
     name: str  # set by the registry
     suffix: str  # file name is "model" + suffix
@@ -62,8 +77,27 @@ class Converter(Protocol):
     def load(self, path: Path, threads: int = 1) -> Runtime:
         """Load the artifact in its own runtime."""
 
-    def tolerance(self, precision: str) -> Tolerance:
-        ...
+    def tolerance(self, precision: str) -> Tolerance: ...
 
-    def runtime_version(self) -> str:
-        ...
+    def runtime_version(self) -> str: ...
+
+    def resolve_precision(self, requested: str) -> tuple[str, str | None]:
+        """(the precision it will really write, a note when that differs from the request)."""
+
+    def normalise(self, src: Path, dst: Path) -> str | None:
+        """Write a byte-reproducible copy of `src` to `dst` and say what changed; None: nothing to do."""
+
+
+class ConverterBase:
+    """Defaults for the parts of the Converter contract most formats share; converters subclass it."""
+
+    quantizes_embeddings = False  # int8 also quantizes the embedding tables (memory model)
+    runtime_weight_precision: dict[str, str] = {}  # stored precision -> what the runtime holds in RAM
+
+    def resolve_precision(self, requested: str) -> tuple[str, str | None]:
+        if requested in self.precisions:
+            return requested, None
+        raise UsageError(f"format {self.name} cannot produce {requested}; it supports {', '.join(self.precisions)}")
+
+    def normalise(self, src: Path, dst: Path) -> str | None:
+        return None  # the exporter already writes the same bytes every time

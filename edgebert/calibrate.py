@@ -13,26 +13,42 @@ from pathlib import Path
 
 import yaml
 
-from .artifact import ArtifactConfig
-from .costs import costs
-from .errors import UsageError
-from .registry import CONVERTERS
-from .spec import SubnetSpec
+from edgebert.artifact import MIN_SEQ_LEN, ArtifactConfig, check_seq_len
+from edgebert.errors import UsageError
+from edgebert.model.loaded import load
+from edgebert.model.slicing import slice_model
+from edgebert.model.spec import SubnetSpec
+from edgebert.registry import CONVERTERS
+from edgebert.runners import BenchConfig, RunnerOptions, Target, run_bench
+from edgebert.select.costs import costs
+from edgebert.select.latency import Measurement, fit
+from edgebert.select.profiles import DeviceProfile, config_dir
 
 __all__ = ["CalibrateRequest", "CALIBRATION_SPECS", "calibrate", "seq_lens"]
 
 # ≤ 10 sub-networks spread over the grid's widths and depths; every 3rd (by size, from the 2nd) is held out,
 # at both sequence lengths, so the held-out error is that of sub-networks the fit never saw.
-CALIBRATION_SPECS = tuple(SubnetSpec(w, d) for w, d in (
-    (1.0, 1.0), (0.75, 1.0), (0.5, 1.0), (0.25, 1.0), (1.0, 0.5), (0.75, 0.75), (0.5, 0.5), (0.25, 0.5),
-    (1.0, 0.75), (0.5, 0.75),
-))
+CALIBRATION_SPECS = tuple(
+    SubnetSpec(w, d)
+    for w, d in (
+        (1.0, 1.0),
+        (0.75, 1.0),
+        (0.5, 1.0),
+        (0.25, 1.0),
+        (1.0, 0.5),
+        (0.75, 0.75),
+        (0.5, 0.5),
+        (0.25, 0.5),
+        (1.0, 0.75),
+        (0.5, 0.75),
+    )
+)
 
 
 @dataclass(frozen=True)
 class CalibrateRequest:
-    device: str
-    target: str = "local"
+    profile: DeviceProfile
+    target: Target
     model: str | None = None
     formats: tuple[str, ...] | None = None  # default: the profile's first (preferred) format
     precisions: tuple[str, ...] = ("fp32", "int8")
@@ -40,7 +56,7 @@ class CalibrateRequest:
     threads: int | None = None
     runs: int = 30
     out: str | None = None  # default: <config dir>/profiles/<device>.yaml
-    options: object = None  # runners.RunnerOptions
+    options: RunnerOptions = RunnerOptions()  # the profile fills in what is not set
 
 
 def _plan(req: CalibrateRequest, profile) -> list[tuple[str, str]]:
@@ -63,8 +79,6 @@ def seq_lens(seq_len: int) -> tuple[int, ...]:
     length the two are proportional across sub-networks of one depth and the fit cannot tell them
     apart, so a prediction at any other length would be a guess.
     """
-    from .artifact import MIN_SEQ_LEN
-
     return tuple(dict.fromkeys((seq_len, max(MIN_SEQ_LEN, seq_len // 2))))
 
 
@@ -77,10 +91,6 @@ def _measure_all(req, profile, model, plan, threads, progress) -> list:
     lengths identify the attention term).
     """
     from tqdm import tqdm
-
-    from .latency import Measurement
-    from .runners import BenchConfig, run_bench
-    from .slicing import slice_model
 
     lengths = seq_lens(req.seq_len)
     specs = [s for s in CALIBRATION_SPECS if s.fits(model.config.heads, model.config.ffn)]
@@ -95,8 +105,9 @@ def _measure_all(req, profile, model, plan, threads, progress) -> list:
                 jobs += [(spec, fmt, prec, (n,)) for n in lengths if n == req.seq_len or spec in both]
     out = []
     with tempfile.TemporaryDirectory(prefix="edgebert-calibrate-") as tmp:
-        for i, (spec, fmt, prec, ns) in enumerate(tqdm(jobs, desc=f"calibrate {profile.name}", unit="artifact",
-                                                       disable=not progress, leave=False)):
+        for i, (spec, fmt, prec, ns) in enumerate(
+            tqdm(jobs, desc=f"calibrate {profile.name}", unit="artifact", disable=not progress, leave=False)
+        ):
             conv = CONVERTERS.get(fmt)()
             path = Path(tmp) / f"{i}-{spec.key}-{prec}-{ns[0]}{conv.suffix}"
             # Timing does not depend on which heads are kept, so no rewiring is needed here.
@@ -136,7 +147,6 @@ def _fit_with_holdout(measurements, device: str, source: str, parallel_efficienc
     `parallel_efficiency`: kept when every measurement has one thread count (fit() cannot infer it
     then and would write its default): the device's own figure still scales other thread counts.
     """
-    from .latency import fit
 
     held_specs = _held_out_specs(measurements)
     train = [m for m in measurements if m.label not in held_specs]
@@ -154,9 +164,13 @@ def _fit_with_holdout(measurements, device: str, source: str, parallel_efficienc
     if held_err:
         # Predictions promise the held-out error (what an unseen sub-network will see), not the fit's own.
         med, p90 = statistics.median(held_err), _p90(held_err)
-        final = dataclasses.replace(final, entries=tuple(
-            dataclasses.replace(e, expected_error=max(e.expected_error, med), error_p90=max(e.error_p90, p90))
-            for e in final.entries))
+        final = dataclasses.replace(
+            final,
+            entries=tuple(
+                dataclasses.replace(e, expected_error=max(e.expected_error, med), error_p90=max(e.error_p90, p90))
+                for e in final.entries
+            ),
+        )
     return final, trial, train, held, held_err
 
 
@@ -173,34 +187,17 @@ def _write_override(path: Path, profile, model, target_desc: str, full: bool) ->
     return path
 
 
-def _with_profile_options(req: CalibrateRequest, profile) -> CalibrateRequest:
-    """Default the runner's big-core mask and expected device model names from the profile."""
-    from .runners import RunnerOptions
-
-    opts = req.options or RunnerOptions()
-    opts = dataclasses.replace(opts, taskset_mask=opts.taskset_mask or profile.big_core_mask,
-                               expected_models=opts.expected_models or profile.device_models)
-    return dataclasses.replace(req, options=opts)
-
-
 def calibrate(req: CalibrateRequest, progress: bool = True) -> dict:
-    from .export import load
-    from .profiles import config_dir, load_profile
-
-    from .artifact import MIN_SEQ_LEN
-    from .runners import parse_target
-
-    parse_target(req.target)  # a bad target fails before minutes of exporting
-    profile = load_profile(req.device)
-    req = _with_profile_options(req, profile)
+    profile = req.profile
+    req = dataclasses.replace(
+        req, options=req.options.with_device_defaults(profile.big_core_mask, profile.device_models)
+    )
     plan = _plan(req, profile)
     threads = req.threads or profile.default_threads
-    if req.target == "local":
+    if req.target.kind == "local":
         threads = min(threads, os.cpu_count() or 1)
     model = load(req.model).full
-    if not MIN_SEQ_LEN <= req.seq_len <= model.config.max_position_embeddings:
-        raise UsageError(f"--seq-len {req.seq_len} is out of range: this model takes "
-                         f"{MIN_SEQ_LEN}..{model.config.max_position_embeddings} tokens")
+    check_seq_len(req.seq_len, model.config.max_position_embeddings)
     pairs = _measure_all(req, profile, model, plan, threads, progress)
     if not pairs:
         raise UsageError("no calibration sub-network fits this model; it is too small to calibrate on")
@@ -209,10 +206,13 @@ def calibrate(req: CalibrateRequest, progress: bool = True) -> dict:
     target_desc = f"{where.where} ({where.device}, {where.runtime} {where.runtime_version})"
     n_specs = len({m.label for m in measurements})
     lengths = sorted({m.seq_len for m in measurements}, reverse=True)
-    source = (f"calibrated: fitted on {len(measurements)} measurements on {target_desc} ({n_specs} sub-networks, "
-              f"seq {'/'.join(map(str, lengths))}), {req.runs} runs each, {date.today().isoformat()}")
-    final, trial, train, held, held_err = _fit_with_holdout(measurements, profile.name, source,
-                                                            profile.latency_model.parallel_efficiency)
+    source = (
+        f"calibrated: fitted on {len(measurements)} measurements on {target_desc} ({n_specs} sub-networks, "
+        f"seq {'/'.join(map(str, lengths))}), {req.runs} runs each, {date.today().isoformat()}"
+    )
+    final, trial, train, held, held_err = _fit_with_holdout(
+        measurements, profile.name, source, profile.latency_model.parallel_efficiency
+    )
     out = Path(req.out) if req.out else config_dir() / "profiles" / f"{profile.name}.yaml"
     if profile.path and out.resolve() == Path(profile.path).resolve():
         raise UsageError(f"--out {out} is the shipped profile itself; calibration writes an override elsewhere")
@@ -220,15 +220,35 @@ def calibrate(req: CalibrateRequest, progress: bool = True) -> dict:
     rows = []
     for m in measurements:
         pred = trial.predict_latency(m.costs, m.format, m.precision, m.threads).value
-        rows.append({"spec": m.label, "seq_len": m.seq_len, "format": m.format, "precision": m.precision,
-                     "threads": m.threads,
-                     "measured_p50_ms": m.p50_ms, "predicted_ms": pred, "rel_error": abs(pred - m.p50_ms) / m.p50_ms,
-                     "held_out": m in held})
-    use = (f"the selector uses it for --device {profile.name} from now on" if not req.out
-           else f"use it with --device {out}")
-    return {"device": profile.name, "target": target_desc, "override": str(out), "use": use, "rows": rows,
-            "held_out_median_error": statistics.median(held_err) if held_err else None,
-            "held_out_p90_error": _p90(held_err) if held_err else None,
-            "fit_median_error": statistics.median(_rel_errors(trial, train)),
-            "n_measurements": len(measurements), "n_subnetworks": n_specs, "seq_lens": lengths,
-            "parallel_efficiency": final.parallel_efficiency}
+        rows.append(
+            {
+                "spec": m.label,
+                "seq_len": m.seq_len,
+                "format": m.format,
+                "precision": m.precision,
+                "threads": m.threads,
+                "measured_p50_ms": m.p50_ms,
+                "predicted_ms": pred,
+                "rel_error": abs(pred - m.p50_ms) / m.p50_ms,
+                "held_out": m in held,
+            }
+        )
+    use = (
+        f"the selector uses it for --device {profile.name} from now on"
+        if not req.out
+        else f"use it with --device {out}"
+    )
+    return {
+        "device": profile.name,
+        "target": target_desc,
+        "override": str(out),
+        "use": use,
+        "rows": rows,
+        "held_out_median_error": statistics.median(held_err) if held_err else None,
+        "held_out_p90_error": _p90(held_err) if held_err else None,
+        "fit_median_error": statistics.median(_rel_errors(trial, train)),
+        "n_measurements": len(measurements),
+        "n_subnetworks": n_specs,
+        "seq_lens": lengths,
+        "parallel_efficiency": final.parallel_efficiency,
+    }

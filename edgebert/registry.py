@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import importlib
 
-from .errors import UsageError
+from edgebert.errors import UsageError
 
 __all__ = ["Registry", "CONVERTERS", "RUNNERS"]
 
 
 class Registry:
-    def __init__(self, kind: str, modules: tuple[str, ...]):
+    """Names are known up front (so --help and profile validation import nothing heavy); a plug-in's
+    module is imported the first time its name is asked for, and registers itself with `register`."""
+
+    def __init__(self, kind: str, modules: dict[str, str]):
         self.kind = kind
-        self._modules = modules  # imported lazily: registering must not pull heavy runtimes
+        self._modules = dict(modules)  # name -> module, imported lazily: runtimes are heavy
         self._items: dict[str, object] = {}
-        self._loaded = False
 
     def register(self, name: str):
         def deco(obj):
@@ -27,28 +29,16 @@ class Registry:
 
         return deco
 
-    def _load(self):
-        if not self._loaded:
-            self._loaded = True
-            for m in self._modules:
-                importlib.import_module(m)
-
     def names(self) -> list[str]:
-        self._load()
-        return sorted(self._items)
+        return sorted(self._modules)
 
     def get(self, name: str):
-        self._load()
-        if name not in self._items:
+        if name not in self._modules:
             raise UsageError(f"unknown {self.kind} {name!r}; choose from: {', '.join(self.names())}")
+        if name not in self._items:
+            importlib.import_module(self._modules[name])
         return self._items[name]
 
 
-CONVERTERS = Registry(
-    "format",
-    ("edgebert.converters.onnx", "edgebert.converters.tflite", "edgebert.converters.torchscript"),
-)
-RUNNERS = Registry(
-    "target kind",
-    ("edgebert.runners.local", "edgebert.runners.ssh", "edgebert.runners.adb"),
-)
+CONVERTERS = Registry("format", {name: f"edgebert.converters.{name}" for name in ("onnx", "tflite", "torchscript")})
+RUNNERS = Registry("target kind", {name: f"edgebert.runners.{name}" for name in ("local", "ssh", "adb")})

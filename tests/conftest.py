@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import atexit
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 # Tiny models: one thread is faster than two fighting over a shared machine's cores (and
 # subprocesses started by tests inherit this).
@@ -21,7 +19,7 @@ atexit.register(shutil.rmtree, os.environ["EDGEBERT_CACHE_DIR"], True)
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from edgebert.model import Bert, BertConfig  # noqa: E402
+from edgebert.model.bert import Bert, BertConfig  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -41,8 +39,15 @@ def tiny_vocab() -> list[str]:
 
 def tiny_config(**overrides) -> BertConfig:
     """Odd shapes on purpose: 3 heads of 16 (hidden 48), 3 layers, FFN 70."""
-    kw = dict(vocab_size=len(tiny_vocab()), hidden_size=48, heads=(3, 3, 3), ffn=(70, 70, 70), head_dim=16,
-              max_position_embeddings=64, type_vocab_size=2)
+    kw = dict(
+        vocab_size=len(tiny_vocab()),
+        hidden_size=48,
+        heads=(3, 3, 3),
+        ffn=(70, 70, 70),
+        head_dim=16,
+        max_position_embeddings=64,
+        type_vocab_size=2,
+    )
     kw.update(overrides)
     return BertConfig(**kw)
 
@@ -75,8 +80,14 @@ def save_tiny_hf_dir(directory: Path, seed: int = 0, classifier: bool = False) -
     import transformers
 
     torch.manual_seed(seed)
-    cfg = dict(vocab_size=len(tiny_vocab()), hidden_size=48, num_hidden_layers=3, num_attention_heads=3,
-               intermediate_size=70, max_position_embeddings=64)
+    cfg = dict(
+        vocab_size=len(tiny_vocab()),
+        hidden_size=48,
+        num_hidden_layers=3,
+        num_attention_heads=3,
+        intermediate_size=70,
+        max_position_embeddings=64,
+    )
     if classifier:
         hf = transformers.BertForSequenceClassification(transformers.BertConfig(num_labels=2, **cfg))
     else:
@@ -104,13 +115,14 @@ def tiny_model_dir(tmp_path) -> Path:
 
 @pytest.fixture
 def tiny_classifier_dir(tmp_path) -> Path:
-    return save_tiny_model_dir(tmp_path / "tiny-cls", make_tiny_model(task="classification", num_labels=2,
-                                                                        labels=("neg", "pos")))
+    return save_tiny_model_dir(
+        tmp_path / "tiny-cls", make_tiny_model(task="classification", num_labels=2, labels=("neg", "pos"))
+    )
 
 
 @pytest.fixture(scope="session")
 def minilm_dir() -> Path:
-    from edgebert.defaults import default_model_dir
+    from edgebert.model.packaged import default_model_dir
 
     return default_model_dir()
 

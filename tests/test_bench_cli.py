@@ -12,8 +12,23 @@ from edgebert.cli import main
 @pytest.fixture
 def export_dir(tiny_model_dir, tmp_path):
     out = tmp_path / "exp"
-    assert main(["export", "--model", str(tiny_model_dir), "--formats", "onnx,torchscript", "--seq-len", "16",
-                 "--out", str(out), "--no-measure"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--model",
+                str(tiny_model_dir),
+                "--formats",
+                "onnx,torchscript",
+                "--seq-len",
+                "16",
+                "--out",
+                str(out),
+                "--no-measure",
+            ]
+        )
+        == 0
+    )
     return out
 
 

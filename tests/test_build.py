@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import make_tiny_model, save_tiny_model_dir
+
 from edgebert.cli import main
 
 FORMATS = ("onnx", "tflite", "torchscript")
@@ -24,14 +24,46 @@ REPRODUCIBLE = ("model.onnx", "model.tflite", "model.pt", "subnet/edgebert_confi
 def write_board(folder: Path, name: str, memory_mb: int = 100) -> Path:
     """A device profile the tiny model fits in a few ms: every format at fp32, one thread."""
     prov = {"source": "test coefficients", "date": "2026-01-01"}
-    doc = {"name": name, "description": "a test board", "detect": True, "model_memory_mb": memory_mb,
-           "default_threads": 1, "formats": list(FORMATS), "runtime": "test", "reach": "local", "default_budget_ms": 20,
-           "latency_model": {"kind": "linear-v1", "source": "test coefficients",
-                             "entries": [{"format": f, "precision": "fp32", "threads": 1, "linear_gmacs_per_s": 10,
-                                          "attention_gmacs_per_s": 5, "per_layer_ms": 0.1, "fixed_ms": 1,
-                                          "expected_error": 0.1, "provenance": prov} for f in FORMATS],
-                             "memory": [{"format": f, "weight_factor": 1.0, "activation_factor": 2.0, "overhead_mb": 1,
-                                         "expected_error": 0.1, "provenance": prov} for f in FORMATS]}}
+    doc = {
+        "name": name,
+        "description": "a test board",
+        "detect": True,
+        "model_memory_mb": memory_mb,
+        "default_threads": 1,
+        "formats": list(FORMATS),
+        "runtime": "test",
+        "reach": "local",
+        "default_budget_ms": 20,
+        "latency_model": {
+            "kind": "linear-v1",
+            "source": "test coefficients",
+            "entries": [
+                {
+                    "format": f,
+                    "precision": "fp32",
+                    "threads": 1,
+                    "linear_gmacs_per_s": 10,
+                    "attention_gmacs_per_s": 5,
+                    "per_layer_ms": 0.1,
+                    "fixed_ms": 1,
+                    "expected_error": 0.1,
+                    "provenance": prov,
+                }
+                for f in FORMATS
+            ],
+            "memory": [
+                {
+                    "format": f,
+                    "weight_factor": 1.0,
+                    "activation_factor": 2.0,
+                    "overhead_mb": 1,
+                    "expected_error": 0.1,
+                    "provenance": prov,
+                }
+                for f in FORMATS
+            ],
+        },
+    }
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc))
     return path
@@ -39,8 +71,10 @@ def write_board(folder: Path, name: str, memory_mb: int = 100) -> Path:
 
 def write_config(folder: Path, body: str, formats=FORMATS) -> Path:
     path = folder / "edgebert.toml"
-    path.write_text(f'model = "tiny"\nformats = {json.dumps(list(formats))}\nseq_len = 16\nquantize = "fp32"\n'
-                    f'[output]\ndir = "dist"\n{body}')
+    path.write_text(
+        f'model = "tiny"\nformats = {json.dumps(list(formats))}\nseq_len = 16\nquantize = "fp32"\n'
+        f'[output]\ndir = "dist"\n{body}'
+    )
     return path
 
 
@@ -56,15 +90,18 @@ MATRIX = '[matrix."board-a.yaml"]\nlatency = "40ms"\n[matrix."board-b.yaml"]\nla
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, str]]:
-    return {p.relative_to(folder).as_posix(): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def safetensors_content(path: Path) -> tuple[dict, bytes]:
     """(header, tensor bytes): safetensors writes its __metadata__ keys in a Rust HashMap's random order."""
     data = path.read_bytes()
     n = int.from_bytes(data[:8], "little")
-    return json.loads(data[8:8 + n]), data[8 + n:]
+    return json.loads(data[8 : 8 + n]), data[8 + n :]
 
 
 def index_of(out: Path) -> dict:
@@ -155,6 +192,7 @@ def test_check_catches_a_parity_regression(built, tmp_path, capsys, monkeypatch)
 
     conv = CONVERTERS.get("tflite")
     real = conv.load
+
     def broken(self, path, threads=1):
         run = real(self, path, threads)
         return lambda feeds: run(feeds) + 0.5
@@ -165,19 +203,20 @@ def test_check_catches_a_parity_regression(built, tmp_path, capsys, monkeypatch)
 
 
 def test_editing_a_budget_rebuilds_only_that_entry(tmp_path, monkeypatch, capsys):
-    from edgebert import select_export
+    from edgebert.select import quality
 
     root = make_project(tmp_path)
     calls = []
-    real = select_export._quality
-    monkeypatch.setattr(select_export, "_quality", lambda *a: calls.append(1) or real(*a))
+    real = quality._quality
+    monkeypatch.setattr(quality, "_quality", lambda *a: calls.append(1) or real(*a))
     cfg = write_config(root, MATRIX, formats=("torchscript",))
     assert main(["build", str(cfg)]) == 0
     assert len(calls) == 1  # the proxy quality table is measured once per build, not per entry
     out = root / "dist"
     a_before, b_before = snapshot(out / "board-a-40ms"), snapshot(out / "board-b-40ms")
-    write_config(root, MATRIX.replace('latency = ["40ms"]', 'latency = ["40ms"]\nmemory = "90MB"'),
-                 formats=("torchscript",))
+    write_config(
+        root, MATRIX.replace('latency = ["40ms"]', 'latency = ["40ms"]\nmemory = "90MB"'), formats=("torchscript",)
+    )
     assert main(["build", str(cfg), "--check"]) == 4  # the CI gate sees the folder no longer matches the config
     assert "board-b-40ms is stale (inputs changed: budget)" in capsys.readouterr().out
     assert main(["build", str(cfg)]) == 0
@@ -189,8 +228,11 @@ def test_editing_a_budget_rebuilds_only_that_entry(tmp_path, monkeypatch, capsys
 
 def test_impossible_budget_exits_3_and_keeps_the_other_entry(tmp_path, capsys):
     root = make_project(tmp_path)
-    cfg = write_config(root, '[matrix."board-a.yaml"]\nlatency = "40ms"\n[[entry]]\ndevice = "board-b.yaml"\n'
-                             'latency = "0.5ms"\n', formats=("torchscript",))
+    cfg = write_config(
+        root,
+        '[matrix."board-a.yaml"]\nlatency = "40ms"\n[[entry]]\ndevice = "board-b.yaml"\nlatency = "0.5ms"\n',
+        formats=("torchscript",),
+    )
     assert main(["build", str(cfg)]) == 3
     text = capsys.readouterr().out
     assert "over-budget: board-b-0.5ms: no candidate fits 0.5 ms" in text
@@ -309,8 +351,8 @@ def test_normalised_torchscript_zip_is_reproducible_and_loads(tmp_path):
 
     import torch
 
-    from edgebert.converters._common import example_inputs
     from edgebert.artifact import ArtifactConfig
+    from edgebert.converters._common import example_inputs
     from edgebert.registry import CONVERTERS
 
     model, conv = make_tiny_model(), CONVERTERS.get("torchscript")()

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from edgebert.build import cache_inputs, cache_key
-from edgebert.build_config import BuildConfigError, load_build_config, select_entries
+from edgebert.build.cache import cache_inputs, cache_key
+from edgebert.build.config import BuildConfigError, load_build_config, select_entries
 from edgebert.errors import UsageError
-from edgebert.profiles import load_profile
+from edgebert.runners import parse_target
+from edgebert.select.profiles import load_profile
 
 
 def config(tmp_path: Path, text: str) -> Path:
@@ -20,16 +21,26 @@ def config(tmp_path: Path, text: str) -> Path:
 
 
 def test_matrix_expands_latency_by_memory_with_profile_defaults(tmp_path):
-    cfg = load_build_config(config(tmp_path, """
+    cfg = load_build_config(
+        config(
+            tmp_path,
+            """
 [output]
 folder = "{device}-{budget}-{memory}"
 [matrix.pixel6]
 latency = ["40ms", "0.02s"]
 memory = ["150MB", "1GB"]
 [matrix.raspberry-pi-5]
-"""))
-    assert [e.folder for e in cfg.entries] == ["pixel6-40ms-150MB", "pixel6-40ms-1000MB", "pixel6-20ms-150MB",
-                                               "pixel6-20ms-1000MB", "raspberry-pi-5-60ms-2048MB"]
+""",
+        )
+    )
+    assert [e.folder for e in cfg.entries] == [
+        "pixel6-40ms-150MB",
+        "pixel6-40ms-1000MB",
+        "pixel6-20ms-150MB",
+        "pixel6-20ms-1000MB",
+        "raspberry-pi-5-60ms-2048MB",
+    ]
     pi5 = cfg.entries[-1]
     assert pi5.latency is None and pi5.latency_ms == load_profile("raspberry-pi-5").default_budget_ms
     assert cfg.formats is None and cfg.quantize is None and cfg.seq_len == 128 and cfg.measure is False
@@ -38,13 +49,19 @@ memory = ["150MB", "1GB"]
 
 def test_paths_are_relative_to_the_config_file(tmp_path, tiny_model_dir):
     (tmp_path / "boards").mkdir()
-    (tmp_path / "boards" / "mine.yaml").write_text(Path(load_profile("raspberry-pi-4").path).read_text()
-                                                    .replace("name: raspberry-pi-4", "name: my-pi"))
+    (tmp_path / "boards" / "mine.yaml").write_text(
+        Path(load_profile("raspberry-pi-4").path).read_text().replace("name: raspberry-pi-4", "name: my-pi")
+    )
     sub = tmp_path / "conf"
     sub.mkdir()
     rel_model = Path("..") / tiny_model_dir.relative_to(tmp_path)
-    cfg = load_build_config(config(sub, f'model = "{rel_model.as_posix()}"\n[output]\ndir = "../out"\n'
-                                        '[[entry]]\ndevice = "../boards/mine.yaml"\nlatency = "150ms"\n'))
+    cfg = load_build_config(
+        config(
+            sub,
+            f'model = "{rel_model.as_posix()}"\n[output]\ndir = "../out"\n'
+            '[[entry]]\ndevice = "../boards/mine.yaml"\nlatency = "150ms"\n',
+        )
+    )
     assert Path(cfg.model) == tiny_model_dir.resolve()
     assert cfg.out.resolve() == (tmp_path / "out").resolve()
     (entry,) = cfg.entries
@@ -53,11 +70,14 @@ def test_paths_are_relative_to_the_config_file(tmp_path, tiny_model_dir):
 
 
 def test_only_selects_by_folder_or_device(tmp_path):
-    cfg = load_build_config(config(tmp_path, '[matrix.pixel6]\nlatency = ["40ms", "20ms"]\n'
-                                             '[matrix.galaxy-s23]\nlatency = "40ms"\n'))
+    cfg = load_build_config(
+        config(tmp_path, '[matrix.pixel6]\nlatency = ["40ms", "20ms"]\n[matrix.galaxy-s23]\nlatency = "40ms"\n')
+    )
     assert [e.folder for e in select_entries(cfg, ["pixel6"])] == ["pixel6-40ms", "pixel6-20ms"]
-    assert [e.folder for e in select_entries(cfg, ["galaxy-s23-40ms,pixel6-20ms"])] == ["pixel6-20ms",
-                                                                                          "galaxy-s23-40ms"]
+    assert [e.folder for e in select_entries(cfg, ["galaxy-s23-40ms,pixel6-20ms"])] == [
+        "pixel6-20ms",
+        "galaxy-s23-40ms",
+    ]
     with pytest.raises(UsageError, match="no such entry or device"):
         select_entries(cfg, ["pixel8"])
 
@@ -68,7 +88,7 @@ def test_only_selects_by_folder_or_device(tmp_path):
         ("", "no entries"),
         ("this is not toml =", "is not valid TOML"),
         ('measure = "yes"\n[matrix.pixel6]\n', "measure: expected true or false"),
-        ('runs = 0\n[matrix.pixel6]\n', "runs: expected a positive integer"),
+        ("runs = 0\n[matrix.pixel6]\n", "runs: expected a positive integer"),
         ('quantize = "int4"\n[matrix.pixel6]\n', "quantize: expected one of fp32, fp16, int8"),
         ('formats = ["onnx", "onnx"]\n[matrix.pixel6]\n', "formats: expected each format once"),
         ('[matrix.pixel6]\nlatency = "40ms"\ntarget = "pi@board"\n', "did you mean ssh://pi@board"),
@@ -102,9 +122,14 @@ def test_cache_key_follows_every_input(tmp_path):
     variants = [
         cache_inputs(cfg, entry, "n" * 64, {"torch": "2.13.0"}),  # model files
         cache_inputs(cfg, entry, "m" * 64, {"torch": "2.14.0"}),  # toolchain
-        cache_inputs(cfg, dataclasses.replace(entry, memory_mb=1.0), "m" * 64, {"torch": "2.13.0"}),
+        cache_inputs(
+            cfg,
+            dataclasses.replace(entry, budget=dataclasses.replace(entry.budget, memory_mb=1.0)),
+            "m" * 64,
+            {"torch": "2.13.0"},
+        ),
         cache_inputs(cfg, dataclasses.replace(entry, profile_fingerprint="x"), "m" * 64, {"torch": "2.13.0"}),
-        cache_inputs(cfg, dataclasses.replace(entry, target="adb://"), "m" * 64, {"torch": "2.13.0"}),
+        cache_inputs(cfg, dataclasses.replace(entry, target=parse_target("adb://")), "m" * 64, {"torch": "2.13.0"}),
         cache_inputs(dataclasses.replace(cfg, formats=("onnx",)), entry, "m" * 64, {"torch": "2.13.0"}),
         cache_inputs(dataclasses.replace(cfg, seq_len=64), entry, "m" * 64, {"torch": "2.13.0"}),
         cache_inputs(dataclasses.replace(cfg, quantize="int8"), entry, "m" * 64, {"torch": "2.13.0"}),

@@ -11,18 +11,37 @@ from edgebert.cli import main
 
 def test_calibrate_local_writes_override_used_by_selector(tiny_model_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("EDGEBERT_CONFIG_DIR", str(tmp_path / "cfg"))
-    from edgebert.profiles import load_profile
+    from edgebert.select.profiles import load_profile
 
     shipped = load_profile("host")
     shipped_bytes = open(shipped.path, "rb").read()
-    code = main(["calibrate", "--device", "host", "--target", "local", "--model", str(tiny_model_dir),
-                 "--formats", "onnx", "--precisions", "fp32", "--seq-len", "16", "--runs", "5", "--json"])
+    code = main(
+        [
+            "calibrate",
+            "--device",
+            "host",
+            "--target",
+            "local",
+            "--model",
+            str(tiny_model_dir),
+            "--formats",
+            "onnx",
+            "--precisions",
+            "fp32",
+            "--seq-len",
+            "16",
+            "--runs",
+            "5",
+            "--json",
+        ]
+    )
     r = json.loads(capsys.readouterr().out)
     assert code == 0
     # 10 sub-networks, each measured at --seq-len and half of it (one ONNX file, dynamic shapes)
     assert r["n_subnetworks"] == 10 and r["seq_lens"] == [16, 8] and r["n_measurements"] == 20
     assert sorted((x["spec"], x["seq_len"]) for x in r["rows"]) == sorted(
-        {(x["spec"], n) for x in r["rows"] for n in (16, 8)})
+        {(x["spec"], n) for x in r["rows"] for n in (16, 8)}
+    )
     assert all(x["measured_p50_ms"] > 0 for x in r["rows"])
     # held out by sub-network: 3 of 10, at both lengths, never also in the fit
     held = {x["spec"] for x in r["rows"] if x["held_out"]}
@@ -44,11 +63,28 @@ def test_calibrate_local_writes_override_used_by_selector(tiny_model_dir, tmp_pa
 
 def test_calibrate_out_file_is_a_full_profile(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "my-host.yaml"
-    code = main(["calibrate", "--device", "host", "--model", str(tiny_model_dir), "--formats", "torchscript",
-                 "--precisions", "fp32", "--seq-len", "16", "--runs", "3", "--out", str(out)])
+    code = main(
+        [
+            "calibrate",
+            "--device",
+            "host",
+            "--model",
+            str(tiny_model_dir),
+            "--formats",
+            "torchscript",
+            "--precisions",
+            "fp32",
+            "--seq-len",
+            "16",
+            "--runs",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
     text = capsys.readouterr().out
     assert code == 0 and f"--device {out}" in text
-    from edgebert.profiles import load_profile
+    from edgebert.select.profiles import load_profile
 
     prof = load_profile(str(out))
     assert prof.latency_model.covers("torchscript", "fp32")

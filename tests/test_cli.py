@@ -13,8 +13,9 @@ from edgebert.cli import main
 
 def run_cli(*args, cwd=None):
     """Run the real console entry point in a subprocess (as a user would)."""
-    return subprocess.run([sys.executable, "-m", "edgebert.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "edgebert.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
 
 
 def test_help_documents_exit_codes():
@@ -28,8 +29,24 @@ def test_help_documents_exit_codes():
 
 def test_export_json(tiny_model_dir, tmp_path):
     out = tmp_path / "o"
-    r = run_cli("export", "--model", tiny_model_dir, "--width", "0.5", "--depth", "1.0", "--formats", "onnx,torchscript",
-                "--seq-len", "16", "--out", out, "--json", "--runs", "3")
+    r = run_cli(
+        "export",
+        "--model",
+        tiny_model_dir,
+        "--width",
+        "0.5",
+        "--depth",
+        "1.0",
+        "--formats",
+        "onnx,torchscript",
+        "--seq-len",
+        "16",
+        "--out",
+        out,
+        "--json",
+        "--runs",
+        "3",
+    )
     assert r.returncode == 0, r.stderr
     s = json.loads(r.stdout)
     assert [a["format"] for a in s["artifacts"]] == ["onnx", "torchscript"]
@@ -76,8 +93,20 @@ def test_missing_extra_message(tiny_model_dir, tmp_path, monkeypatch, capsys):
     # None in sys.modules makes `import X` fail exactly as if X were not installed.
     for mod in ("litert_torch", "ai_edge_litert", "ai_edge_quantizer"):
         monkeypatch.setitem(sys.modules, mod, None)
-    code = main(["export", "--model", str(tiny_model_dir), "--formats", "tflite", "--out", str(tmp_path / "o"),
-                 "--seq-len", "16", "--no-measure"])
+    code = main(
+        [
+            "export",
+            "--model",
+            str(tiny_model_dir),
+            "--formats",
+            "tflite",
+            "--out",
+            str(tmp_path / "o"),
+            "--seq-len",
+            "16",
+            "--no-measure",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "pip install 'edgebert[tflite]'" in err
     assert not (tmp_path / "o").exists()

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import pytest
-
-from edgebert.costs import EMBEDDINGS_QUANTIZED, costs, subnet_config
-from edgebert.model import BertConfig
-from edgebert.slicing import slice_model
-from edgebert.spec import DEPTHS, WIDTHS, SubnetSpec
-
 from conftest import make_tiny_model, tiny_config
+
+from edgebert.model.bert import BertConfig
+from edgebert.model.slicing import slice_model
+from edgebert.model.spec import DEPTHS, WIDTHS, SubnetSpec, subnet_config
+from edgebert.registry import CONVERTERS
+from edgebert.select.costs import costs
 
 
 def test_macs_of_a_known_config_by_hand():
     # 2 layers, hidden 8, 2 heads of 4, FFN 16, seq 10.
-    c = costs(BertConfig(vocab_size=50, hidden_size=8, heads=(2, 2), ffn=(16, 16), head_dim=4,
-                         max_position_embeddings=12), seq_len=10)
+    c = costs(
+        BertConfig(vocab_size=50, hidden_size=8, heads=(2, 2), ffn=(16, 16), head_dim=4, max_position_embeddings=12),
+        seq_len=10,
+    )
     assert c.qkv_macs == 2 * 3 * 10 * 8 * 8  # per layer: 3 projections of 10 tokens, 8 -> 8
     assert c.out_macs == 2 * 10 * 8 * 8
     assert c.ffn_macs == 2 * (10 * 8 * 16 + 10 * 16 * 8)
@@ -60,7 +62,7 @@ def test_bytes_shrink_with_int8_and_follow_each_converter_on_embeddings():
     assert fp32 == 4 * c.params
     assert fp16 == 2 * c.params
     int8_onnx, int8_ts = c.weight_bytes("int8", "onnx"), c.weight_bytes("int8", "torchscript")
-    assert EMBEDDINGS_QUANTIZED["onnx"] and not EMBEDDINGS_QUANTIZED["torchscript"]
+    assert CONVERTERS.get("onnx").quantizes_embeddings and not CONVERTERS.get("torchscript").quantizes_embeddings
     assert int8_onnx < int8_ts < fp32
     assert int8_onnx < 0.3 * fp32  # ≈ 1 byte per weight plus fp32 biases and scales
     assert int8_ts - int8_onnx > 2.9 * c.embedding_params  # torch.ao keeps the tables fp32
@@ -86,7 +88,7 @@ def test_weight_bytes_match_the_converters_files(tmp_path, fmt, precision):
     import torch
 
     from edgebert.artifact import ArtifactConfig
-    from edgebert.model import Bert
+    from edgebert.model.bert import Bert
     from edgebert.registry import CONVERTERS
 
     torch.manual_seed(0)

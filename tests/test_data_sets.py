@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from edgebert.data_sets import DataSet, check_labels, hash_split, load_data, split_of, to_batch
 from edgebert.errors import DataError
+from edgebert.train.data import DataSet, check_labels, hash_split, load_data, split_of, to_batch
 
 
 def test_csv_with_pairs_and_quoted_multiline_text(tmp_path):
@@ -18,8 +18,9 @@ def test_csv_with_pairs_and_quoted_multiline_text(tmp_path):
 
 def test_tsv_and_jsonl_and_labels_as_strings(tmp_path):
     (tmp_path / "d.tsv").write_text("text\tlabel\ngood\tpos\nbad\tneg\n")
-    (tmp_path / "d.jsonl").write_text(json.dumps({"text": "good", "label": 1}) + "\n\n"
-                                      + json.dumps({"text": "bad", "label": 0}) + "\n")
+    (tmp_path / "d.jsonl").write_text(
+        json.dumps({"text": "good", "label": 1}) + "\n\n" + json.dumps({"text": "bad", "label": 0}) + "\n"
+    )
     assert load_data(tmp_path / "d.tsv").labels == ("neg", "pos")
     j = load_data(tmp_path / "d.jsonl")
     assert j.labels == ("0", "1") and [e.line for e in j.examples] == [1, 3]
@@ -40,13 +41,16 @@ def test_embedding_ignores_the_label_column(tmp_path):
     assert load_data(f, labelled=False).texts == ["only text here"]
 
 
-@pytest.mark.parametrize("content,match", [
-    ("", r"d\.csv:1: empty file"),
-    ("text,label\n", r"d\.csv:1: no examples"),
-    ("words,label\nhi,1\n", r"d\.csv:1: no column 'text'"),
-    ("text,label\nhi,1\nthere,\n", r"d\.csv:3: empty value in column 'label'"),
-    ("text,label\nhi,1,extra\n", r"d\.csv:2: more cells"),
-])
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        ("", r"d\.csv:1: empty file"),
+        ("text,label\n", r"d\.csv:1: no examples"),
+        ("words,label\nhi,1\n", r"d\.csv:1: no column 'text'"),
+        ("text,label\nhi,1\nthere,\n", r"d\.csv:3: empty value in column 'label'"),
+        ("text,label\nhi,1,extra\n", r"d\.csv:2: more cells"),
+    ],
+)
 def test_bad_csv_names_file_and_line(tmp_path, content, match):
     f = tmp_path / "d.csv"
     f.write_text(content)
@@ -102,11 +106,11 @@ def test_hash_split_is_disjoint(tmp_path):
 
 
 def test_to_batch_pads_to_longest(tiny_model_dir):
-    from edgebert.tokenizer import load_tokenizer
+    from edgebert.model.tokenizer import load_tokenizer
 
     tok = load_tokenizer(tiny_model_dir)
     ds = DataSet("x", "x", ())
-    from edgebert.data_sets import Example
+    from edgebert.train.data import Example
 
     b = to_batch(tok, [Example("good", label="pos"), Example("a very good movie", label="neg")], 32, ("neg", "pos"))
     assert b["input_ids"].shape == (2, 6) and b["labels"].tolist() == [1, 0]

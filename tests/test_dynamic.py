@@ -1,11 +1,10 @@
 import pytest
 import torch
-
-from edgebert.dynamic import dynamic_encode, dynamic_forward, grid
-from edgebert.slicing import slice_model
-from edgebert.spec import DEPTHS, WIDTHS, SubnetSpec, kept_layers
-
 from conftest import make_tiny_model
+
+from edgebert.model.dynamic import dynamic_encode, dynamic_forward, grid
+from edgebert.model.slicing import slice_model
+from edgebert.model.spec import DEPTHS, WIDTHS, SubnetSpec, kept_layers
 
 
 def _batch(seed=0):

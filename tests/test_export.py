@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from edgebert.errors import ModelError, OutputError, ParityError, UsageError
-from edgebert.export import ExportConfig, export
-from edgebert.manifest import sha256_file, validate
-from edgebert.spec import SubnetSpec
+from edgebert.export.manifest import sha256_file, validate
+from edgebert.export.pipeline import ExportConfig, export
+from edgebert.model.spec import SubnetSpec
 
 
 def _export(model_dir, out, **kw):
@@ -60,7 +60,7 @@ def test_existing_output_needs_force(tiny_model_dir, tmp_path):
 
 
 def test_failure_mid_export_leaves_nothing(tiny_model_dir, tmp_path, monkeypatch):
-    import edgebert.export as ex
+    import edgebert.export.pipeline as ex
 
     def boom(*a, **k):
         raise KeyboardInterrupt
@@ -130,9 +130,12 @@ def test_out_is_a_file(tiny_model_dir, tmp_path):
 
 
 def test_sliced_pytorch_model_is_kept(tiny_model_dir, tmp_path):
-    from edgebert.model import load_model
+    from edgebert.model.bert import load_model
 
     _export(tiny_model_dir, tmp_path / "o", formats=("onnx",), spec=SubnetSpec(0.5, 1.0), seq_len=16)
     sub = load_model(tmp_path / "o" / "subnet")
     assert sub.config.heads == (2, 2, 2)
-    assert Path(tmp_path / "o" / "subnet" / "model.safetensors").stat().st_size < (tiny_model_dir / "model.safetensors").stat().st_size
+    assert (
+        Path(tmp_path / "o" / "subnet" / "model.safetensors").stat().st_size
+        < (tiny_model_dir / "model.safetensors").stat().st_size
+    )

@@ -7,18 +7,21 @@ import math
 import numpy as np
 import pytest
 
-from edgebert.costs import costs
-from edgebert.latency import LatencyEntry, LatencyModel, Measurement, MemoryEntry, fit, fit_memory, nnls
-from edgebert.model import BertConfig
-from edgebert.spec import DEPTHS, WIDTHS, SubnetSpec
+from edgebert.model.bert import BertConfig
+from edgebert.model.spec import DEPTHS, WIDTHS, SubnetSpec
+from edgebert.select.costs import costs
+from edgebert.select.latency import LatencyEntry, LatencyModel, Measurement, MemoryEntry, fit, fit_memory, nnls
 
 CFG = BertConfig(vocab_size=1000, hidden_size=128, heads=(4,) * 6, ffn=(512,) * 6, head_dim=32)
 TRUE = dict(linear_gmacs_per_s=40.0, attention_gmacs_per_s=10.0, per_layer_ms=0.3, fixed_ms=1.5)
 
 
 def _true_ms(c, rate=1.0):
-    return (TRUE["fixed_ms"] + TRUE["per_layer_ms"] * c.layers
-            + rate * (c.linear_macs / TRUE["linear_gmacs_per_s"] + c.attention_macs / TRUE["attention_gmacs_per_s"]) / 1e6)
+    return (
+        TRUE["fixed_ms"]
+        + TRUE["per_layer_ms"] * c.layers
+        + rate * (c.linear_macs / TRUE["linear_gmacs_per_s"] + c.attention_macs / TRUE["attention_gmacs_per_s"]) / 1e6
+    )
 
 
 def _synthetic(noise=0.0, threads=1, rate=1.0, seed=0):
@@ -28,8 +31,16 @@ def _synthetic(noise=0.0, threads=1, rate=1.0, seed=0):
         for d in DEPTHS:
             for s in (32, 64, 128):
                 c = costs(CFG, s, SubnetSpec(w, d))
-                out.append(Measurement(c, "onnx", "fp32", threads, _true_ms(c, rate) * (1 + noise * rng.standard_normal()),
-                                       label=SubnetSpec(w, d).key))
+                out.append(
+                    Measurement(
+                        c,
+                        "onnx",
+                        "fp32",
+                        threads,
+                        _true_ms(c, rate) * (1 + noise * rng.standard_normal()),
+                        label=SubnetSpec(w, d).key,
+                    )
+                )
     return out
 
 
@@ -123,8 +134,13 @@ def test_memory_fit_at_one_sequence_length_uses_the_activation_prior():
 
 
 def test_merge_replaces_only_the_calibrated_keys():
-    a = LatencyModel(entries=(LatencyEntry("onnx", "fp32", 1, 10, 5, 0, 0, 0.1, 0.2),
-                              LatencyEntry("tflite", "fp32", 1, 10, 5, 0, 0, 0.1, 0.2)), source="shipped")
+    a = LatencyModel(
+        entries=(
+            LatencyEntry("onnx", "fp32", 1, 10, 5, 0, 0, 0.1, 0.2),
+            LatencyEntry("tflite", "fp32", 1, 10, 5, 0, 0, 0.1, 0.2),
+        ),
+        source="shipped",
+    )
     b = LatencyModel(entries=(LatencyEntry("tflite", "fp32", 1, 20, 5, 0, 0, 0.05, 0.1),), source="calibrated")
     m = a.merged(b, "calibrated: x.yaml")
     assert {e.key: e.linear_gmacs_per_s for e in m.entries} == {("onnx", "fp32", 1): 10, ("tflite", "fp32", 1): 20}

@@ -2,13 +2,13 @@ import json
 
 import pytest
 import torch
-
 from conftest import SENTENCES, make_tiny_model, save_tiny_hf_dir, save_tiny_model_dir
+
 from edgebert.errors import ModelError
-from edgebert.model import CONFIG_FILE, WEIGHTS_FILE, Bert, load_model, mean_pool
-from edgebert.slicing import slice_model
-from edgebert.spec import SubnetSpec
-from edgebert.tokenizer import encode, load_tokenizer
+from edgebert.model.bert import CONFIG_FILE, WEIGHTS_FILE, Bert, load_model, mean_pool
+from edgebert.model.slicing import slice_model
+from edgebert.model.spec import SubnetSpec
+from edgebert.model.tokenizer import encode, load_tokenizer
 
 
 def _batch(model_dir, texts=SENTENCES, seq_len=None):
@@ -74,8 +74,9 @@ def test_save_load_round_trip(tmp_path, tiny_model_dir):
 
 
 def test_save_load_uneven_and_sliced_model(tmp_path, tiny_model_dir):
-    model = make_tiny_model(heads=(3, 1, 2), ffn=(70, 33, 12), task="classification", num_labels=3,
-                            labels=("a", "b", "c"))
+    model = make_tiny_model(
+        heads=(3, 1, 2), ffn=(70, 33, 12), task="classification", num_labels=3, labels=("a", "b", "c")
+    )
     batch = _batch(tiny_model_dir)
     for name, m in {"uneven": model, "sliced": slice_model(model, SubnetSpec(0.5, 0.75))}.items():
         m.save(tmp_path / name)

@@ -6,12 +6,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from edgebert.costs import costs
-from edgebert.errors import ProfileError, UsageError
-from edgebert.profiles import list_profiles, load_profile, parse_latency, parse_memory, profile_names, profiles_dir
-
 from conftest import tiny_config
+
+from edgebert.errors import ProfileError, UsageError
+from edgebert.select.budget import parse_latency, parse_memory
+from edgebert.select.costs import costs
+from edgebert.select.profiles import (
+    list_profiles,
+    load_profile,
+    profile_names,
+    profiles_dir,
+)
 
 REQUIRED = {"pixel6", "pixel8", "galaxy-s23", "raspberry-pi-4", "raspberry-pi-5", "jetson-orin-nano", "host"}
 COEFFICIENTS = ("linear_gmacs_per_s", "attention_gmacs_per_s", "per_layer_ms", "fixed_ms")
@@ -83,20 +88,32 @@ def _broken(tmp_path, edit) -> Path:
     return path
 
 
-@pytest.mark.parametrize("edit, field, expected", [
-    (lambda d: d.pop("ram_mb"), "ram_mb", "missing"),
-    (lambda d: d.update(default_threads="four"), "default_threads", "a number > 0"),
-    (lambda d: d.update(reach="bluetooth"), "reach", "one of adb, ssh, local"),
-    (lambda d: d.update(formats=["onnx", "coreml"]), "formats[1]", "one of"),
-    (lambda d: d["cpu"]["clusters"][0].update(max_ghz=-1), "cpu.clusters[0].max_ghz", "a number > 0"),
-    (lambda d: d["latency_model"]["entries"][0].update(precision="int4"), "latency_model.entries[0].precision",
-     "one of fp32, fp16, int8"),
-    (lambda d: d["latency_model"]["entries"][1].pop("linear_gmacs_per_s"),
-     "latency_model.entries[1].linear_gmacs_per_s", "missing"),
-    (lambda d: d["latency_model"]["entries"][0]["provenance"].pop("date"),
-     "latency_model.entries[0].provenance.date", "missing"),
-    (lambda d: d.update(big_core_mask="big"), "big_core_mask", "hex CPU mask"),
-])
+@pytest.mark.parametrize(
+    "edit, field, expected",
+    [
+        (lambda d: d.pop("ram_mb"), "ram_mb", "missing"),
+        (lambda d: d.update(default_threads="four"), "default_threads", "a number > 0"),
+        (lambda d: d.update(reach="bluetooth"), "reach", "one of adb, ssh, local"),
+        (lambda d: d.update(formats=["onnx", "coreml"]), "formats[1]", "one of"),
+        (lambda d: d["cpu"]["clusters"][0].update(max_ghz=-1), "cpu.clusters[0].max_ghz", "a number > 0"),
+        (
+            lambda d: d["latency_model"]["entries"][0].update(precision="int4"),
+            "latency_model.entries[0].precision",
+            "one of fp32, fp16, int8",
+        ),
+        (
+            lambda d: d["latency_model"]["entries"][1].pop("linear_gmacs_per_s"),
+            "latency_model.entries[1].linear_gmacs_per_s",
+            "missing",
+        ),
+        (
+            lambda d: d["latency_model"]["entries"][0]["provenance"].pop("date"),
+            "latency_model.entries[0].provenance.date",
+            "missing",
+        ),
+        (lambda d: d.update(big_core_mask="big"), "big_core_mask", "hex CPU mask"),
+    ],
+)
 def test_malformed_profile_names_file_field_and_expectation(tmp_path, edit, field, expected):
     path = _broken(tmp_path, edit)
     with pytest.raises(ProfileError) as info:
@@ -118,10 +135,25 @@ def test_not_yaml_or_not_a_mapping(tmp_path):
 def test_calibration_override_replaces_the_shipped_entries(tmp_path, monkeypatch):
     shipped = load_profile("pixel6")
     e = next(e for e in shipped.latency_model.entries if e.format == "tflite" and e.precision == "int8")
-    override = {"name": "pixel6", "latency_model": {"source": "calibrated on my Pixel 6, 2026-11-30", "entries": [{
-        "format": "tflite", "precision": "int8", "threads": e.threads, "linear_gmacs_per_s": 123.0,
-        "attention_gmacs_per_s": 20.0, "per_layer_ms": 0.1, "fixed_ms": 0.5, "expected_error": 0.05,
-        "provenance": {"source": "edgebert calibrate --target adb://X", "date": "2026-11-30"}}]}}
+    override = {
+        "name": "pixel6",
+        "latency_model": {
+            "source": "calibrated on my Pixel 6, 2026-11-30",
+            "entries": [
+                {
+                    "format": "tflite",
+                    "precision": "int8",
+                    "threads": e.threads,
+                    "linear_gmacs_per_s": 123.0,
+                    "attention_gmacs_per_s": 20.0,
+                    "per_layer_ms": 0.1,
+                    "fixed_ms": 0.5,
+                    "expected_error": 0.05,
+                    "provenance": {"source": "edgebert calibrate --target adb://X", "date": "2026-11-30"},
+                }
+            ],
+        },
+    }
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "pixel6.yaml").write_text(yaml.safe_dump(override))
     monkeypatch.setenv("EDGEBERT_CONFIG_DIR", str(tmp_path))
@@ -145,8 +177,18 @@ def test_a_malformed_override_names_the_override_file(tmp_path, monkeypatch):
         load_profile("pixel6")
 
 
-@pytest.mark.parametrize("text, ms", [("40ms", 40.0), ("40 ms", 40.0), ("0.04s", 40.0), ("1.5 s", 1500.0),
-                                      ("250us", 0.25), ("40MS", 40.0), (" 7.5ms ", 7.5)])
+@pytest.mark.parametrize(
+    "text, ms",
+    [
+        ("40ms", 40.0),
+        ("40 ms", 40.0),
+        ("0.04s", 40.0),
+        ("1.5 s", 1500.0),
+        ("250us", 0.25),
+        ("40MS", 40.0),
+        (" 7.5ms ", 7.5),
+    ],
+)
 def test_latency_budgets_parse(text, ms):
     assert parse_latency(text) == pytest.approx(ms)
 
@@ -158,8 +200,17 @@ def test_bad_latency_budgets_are_usage_errors(text):
     assert repr(text) in str(info.value) and "40ms" in str(info.value)
 
 
-@pytest.mark.parametrize("text, mb", [("150MB", 150.0), ("1.5GB", 1500.0), ("512KiB", 0.524288),
-                                      ("150 mb", 150.0), ("2GiB", 2147.483648), ("64MiB", 67.108864)])
+@pytest.mark.parametrize(
+    "text, mb",
+    [
+        ("150MB", 150.0),
+        ("1.5GB", 1500.0),
+        ("512KiB", 0.524288),
+        ("150 mb", 150.0),
+        ("2GiB", 2147.483648),
+        ("64MiB", 67.108864),
+    ],
+)
 def test_memory_limits_parse(text, mb):
     assert parse_memory(text) == pytest.approx(mb)
 

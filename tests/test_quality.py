@@ -1,16 +1,16 @@
-import argparse
 import json
 
 import pytest
-
-from edgebert.data_sets import load_data
-from edgebert.errors import DataError
-from edgebert.model import load_model
-from edgebert.quality import QUALITY_FILE, add_evaluate_arguments, evaluate, evaluate_main, measure, read_table
-from edgebert.spec import DEPTHS, WIDTHS, SubnetSpec
-from edgebert.tokenizer import load_tokenizer
-
 from conftest import SENTENCES
+
+from edgebert.cli import main
+from edgebert.errors import DataError
+from edgebert.model.bert import load_model
+from edgebert.model.spec import DEPTHS, WIDTHS, SubnetSpec
+from edgebert.model.tokenizer import load_tokenizer
+from edgebert.select.quality import QUALITY_FILE, read_table
+from edgebert.train.data import load_data
+from edgebert.train.evaluate import evaluate, measure
 
 KEYS = {SubnetSpec(w, d).key for w in WIDTHS for d in DEPTHS}
 
@@ -43,7 +43,6 @@ def test_embedding_fidelity_against_a_reference_model(tiny_model_dir, tmp_path):
     embeddings: here a differently seeded one, so even w1-d1 falls below 1, and equals the direct cosine."""
     import torch
     import torch.nn.functional as F
-
     from conftest import make_tiny_model
 
     (tmp_path / "c.txt").write_text("\n".join(SENTENCES * 3))
@@ -52,12 +51,15 @@ def test_embedding_fidelity_against_a_reference_model(tiny_model_dir, tmp_path):
     own = measure(model, data, tok, [SubnetSpec(1, 1)])["w1-d1"]["score"]
     against = measure(model, data, tok, [SubnetSpec(1, 1)], reference=other)["w1-d1"]
     assert own == pytest.approx(1.0, abs=1e-5) and against["score"] < 0.99
-    from edgebert.tokenizer import encode
+    from edgebert.model.tokenizer import encode
 
     with torch.no_grad():
         b = {k: torch.from_numpy(v) for k, v in encode(tok, data.texts, seq_len=None).items()}
-        direct = F.cosine_similarity(model(b["input_ids"], b["attention_mask"], b["token_type_ids"]),
-                                     other(b["input_ids"], b["attention_mask"], b["token_type_ids"]), dim=-1)
+        direct = F.cosine_similarity(
+            model(b["input_ids"], b["attention_mask"], b["token_type_ids"]),
+            other(b["input_ids"], b["attention_mask"], b["token_type_ids"]),
+            dim=-1,
+        )
     assert against["score"] == pytest.approx(float(direct.clamp(0, 1).mean()), abs=1e-4)
 
 
@@ -67,14 +69,13 @@ def test_unseen_label_is_a_data_error(tiny_classifier_dir, tmp_path):
 
 
 def test_evaluate_command_writes_the_table(tiny_classifier_dir, tmp_path, capsys):
-    p = argparse.ArgumentParser()
-    add_evaluate_arguments(p)
-    args = p.parse_args(["--model", str(tiny_classifier_dir), "--data", str(_csv(tmp_path / "d.csv"))])
-    assert evaluate_main(args) == 0
+    assert main(["evaluate", "--model", str(tiny_classifier_dir), "--data", str(_csv(tmp_path / "d.csv"))]) == 0
     assert "w0.5-d0.5" in capsys.readouterr().out
     assert set(read_table(tiny_classifier_dir)) == KEYS
     assert set(json.loads((tiny_classifier_dir / QUALITY_FILE).read_text())) == KEYS
     other = tmp_path / "elsewhere.json"
-    evaluate_main(p.parse_args(["--model", str(tiny_classifier_dir), "--data", str(tmp_path / "d.csv"),
-                                "--out", str(other)]))
+    assert (
+        main(["evaluate", "--model", str(tiny_classifier_dir), "--data", str(tmp_path / "d.csv"), "--out", str(other)])
+        == 0
+    )
     assert set(json.loads(other.read_text())) == KEYS

@@ -5,15 +5,15 @@ import time
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import make_tiny_model, save_tiny_model_dir
-from edgebert.calibration import DEFAULT_CALIBRATION_FILE, calibration_texts
+
 from edgebert.errors import DataError
-from edgebert.model import load_model
-from edgebert.rewire import compute_importance, rewire
-from edgebert.slicing import slice_model
-from edgebert.spec import SubnetSpec
-from edgebert.tokenizer import encode, load_tokenizer
+from edgebert.model.bert import load_model
+from edgebert.model.rewire import compute_importance, rewire
+from edgebert.model.slicing import slice_model
+from edgebert.model.spec import SubnetSpec
+from edgebert.model.texts import DEFAULT_CALIBRATION_FILE, calibration_texts
+from edgebert.model.tokenizer import encode, load_tokenizer
 
 # Small calibration runs: the tiny model is cheap, but the machine is shared.
 FAST = dict(batch_size=8, seq_len=24, progress=False)
@@ -54,8 +54,11 @@ def test_rewired_full_model_computes_the_same(kind, tok, texts):
 
     inputs = _inputs(tok, texts)
     assert torch.allclose(_out(rewired, inputs), _out(model, inputs), atol=1e-5, rtol=0)
-    expected_loss = {"embedding": "subnet_distance", "classifier-labels": "cross_entropy",
-                     "classifier-self": "self_cross_entropy"}[kind]
+    expected_loss = {
+        "embedding": "subnet_distance",
+        "classifier-labels": "cross_entropy",
+        "classifier-self": "self_cross_entropy",
+    }[kind]
     assert report["loss"] == expected_loss
     # the flag later stages check, kept through save/load
     assert rewired.config.extra["rewired"]["loss"] == expected_loss and "rewired" not in model.config.extra
@@ -212,7 +215,9 @@ def test_rewiring_minilm_improves_its_half_width_slice(minilm_dir):
     spec = SubnetSpec(width=0.5, depth=1.0)
     naive = _mean_cosine(model, slice_model(model, spec), inputs)
     better = _mean_cosine(model, slice_model(rewired, spec), inputs)
-    print(f"\nMiniLM w0.5-d1.0 mean cosine to the full model on {len(held_out)} held-out texts: "
-          f"naive {naive:.4f}, rewired {better:.4f} (rewiring took {seconds:.1f} s, "
-          f"{report['gradient_evaluations']} gradient evaluations)")
+    print(
+        f"\nMiniLM w0.5-d1.0 mean cosine to the full model on {len(held_out)} held-out texts: "
+        f"naive {naive:.4f}, rewired {better:.4f} (rewiring took {seconds:.1f} s, "
+        f"{report['gradient_evaluations']} gradient evaluations)"
+    )
     assert better > naive + 0.05

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from edgebert.cli import main
-from edgebert.manifest import validate
+from edgebert.export.manifest import validate
 
 
 def _run(capsys, *args):
@@ -18,8 +18,22 @@ def _run(capsys, *args):
 
 def test_host_export_json_manifest_validates(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "host"
-    code, stdout, err = _run(capsys, "--model", tiny_model_dir, "--device", "host", "--budget", "50ms", "--seq-len", 32,
-                             "--out", out, "--json", "--runs", 5)
+    code, stdout, err = _run(
+        capsys,
+        "--model",
+        tiny_model_dir,
+        "--device",
+        "host",
+        "--budget",
+        "50ms",
+        "--seq-len",
+        32,
+        "--out",
+        out,
+        "--json",
+        "--runs",
+        5,
+    )
     assert code == 0, err
     summary = json.loads(stdout)
     m = json.loads((out / "manifest.json").read_text())
@@ -42,31 +56,67 @@ def test_budget_picks_smaller_subnet_and_impossible_budget_exits_3(tiny_model_di
     # A hand-made profile: a slow device on which only small sub-networks fit a mid budget.
     import yaml
 
-    from edgebert.profiles import load_profile
+    from edgebert.select.profiles import load_profile
 
     host = yaml.safe_load(open(load_profile("host").path))
     for e in host["latency_model"]["entries"]:
-        e.update(linear_gmacs_per_s=0.001, attention_gmacs_per_s=0.001, per_layer_ms=0.0, fixed_ms=1.0,
-                 expected_error=0.0, error_p90=0.0)
+        e.update(
+            linear_gmacs_per_s=0.001,
+            attention_gmacs_per_s=0.001,
+            per_layer_ms=0.0,
+            fixed_ms=1.0,
+            expected_error=0.0,
+            error_p90=0.0,
+        )
     host["name"] = "slowboard"
     prof = tmp_path / "slowboard.yaml"
     prof.write_text(yaml.safe_dump(host))
-    code, stdout, err = _run(capsys, "--model", tiny_model_dir, "--device", prof, "--budget", "1ms", "--seq-len", 32,
-                             "--out", tmp_path / "x", "--no-measure")
+    code, stdout, err = _run(
+        capsys,
+        "--model",
+        tiny_model_dir,
+        "--device",
+        prof,
+        "--budget",
+        "1ms",
+        "--seq-len",
+        32,
+        "--out",
+        tmp_path / "x",
+        "--no-measure",
+    )
     assert code == 3, err
     assert "fastest" in err and "--budget" in err and not (tmp_path / "x").exists()
     # A budget between the smallest and the full sub-network's predictions.
-    from edgebert.costs import costs
-    from edgebert.model import load_model
-    from edgebert.spec import SubnetSpec
+    from edgebert.model.bert import load_model
+    from edgebert.model.spec import SubnetSpec
+    from edgebert.select.costs import costs
 
     slow, cfg = load_profile(str(prof)), load_model(tiny_model_dir).config
-    lo, hi = (slow.latency_model.predict_latency(costs(cfg, 32, SubnetSpec(w, d)), "onnx", "fp32", 2).value
-              for w, d in ((0.25, 0.5), (1.0, 1.0)))
+    lo, hi = (
+        slow.latency_model.predict_latency(costs(cfg, 32, SubnetSpec(w, d)), "onnx", "fp32", 2).value
+        for w, d in ((0.25, 0.5), (1.0, 1.0))
+    )
     budget = (lo + hi) / 2
-    code, stdout, err = _run(capsys, "--model", tiny_model_dir, "--device", prof, "--budget", f"{budget:.3f}ms",
-                             "--seq-len", 32, "--formats", "onnx", "--threads", 2, "--out", tmp_path / "y",
-                             "--no-measure", "--json")
+    code, stdout, err = _run(
+        capsys,
+        "--model",
+        tiny_model_dir,
+        "--device",
+        prof,
+        "--budget",
+        f"{budget:.3f}ms",
+        "--seq-len",
+        32,
+        "--formats",
+        "onnx",
+        "--threads",
+        2,
+        "--out",
+        tmp_path / "y",
+        "--no-measure",
+        "--json",
+    )
     assert code == 0, err
     m = json.loads((tmp_path / "y" / "manifest.json").read_text())
     chosen = m["selection"]["chosen"]
@@ -78,7 +128,9 @@ def test_budget_picks_smaller_subnet_and_impossible_budget_exits_3(tiny_model_di
 
 @pytest.mark.parametrize("budget", ["fast", "-5ms", "0ms", "40", "40 parsecs"])
 def test_bad_budget_is_usage_error(tiny_model_dir, tmp_path, capsys, budget):
-    code, _, err = _run(capsys, "--model", tiny_model_dir, "--device", "host", f"--budget={budget}", "--out", tmp_path / "o")
+    code, _, err = _run(
+        capsys, "--model", tiny_model_dir, "--device", "host", f"--budget={budget}", "--out", tmp_path / "o"
+    )
     assert code == 2 and budget in err and not (tmp_path / "o").exists()
 
 
@@ -88,7 +140,9 @@ def test_unknown_device_lists_known(tiny_model_dir, tmp_path, capsys):
 
 
 def test_width_and_device_together_is_an_error(tiny_model_dir, tmp_path, capsys):
-    code, _, err = _run(capsys, "--model", tiny_model_dir, "--device", "host", "--width", "0.5", "--out", tmp_path / "o")
+    code, _, err = _run(
+        capsys, "--model", tiny_model_dir, "--device", "host", "--width", "0.5", "--out", tmp_path / "o"
+    )
     assert code == 2 and "not both" in err
 
 
@@ -105,20 +159,20 @@ def test_profiles_command(capsys):
 def test_proxy_quality_is_cached_per_weights(tiny_model_dir, tmp_path, monkeypatch):
     """The proxy is measured once per model: a later export reads it back (and says so); other weights,
     a damaged cache file or an unwritable cache directory mean it is measured again, never an error."""
-    import edgebert.selector as selector
-    from edgebert import select_export
-    from edgebert.export import load
+    from edgebert.model.loaded import load
+    from edgebert.select import proxy
+    from edgebert.select import quality as select_export
 
     calls = []
-    real = selector.proxy_quality
-    monkeypatch.setattr(selector, "proxy_quality", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = proxy.proxy_quality
+    monkeypatch.setattr(proxy, "proxy_quality", lambda *a, **k: calls.append(1) or real(*a, **k))
     first, first_src = select_export._quality(load(str(tiny_model_dir)), False)
     second, second_src = select_export._quality(load(str(tiny_model_dir)), False)
     assert len(calls) == 1 and second == first
     assert "read from the cache" in second_src and "read from the cache" not in first_src
     assert "proxy" in second_src and len(first) == 12 and first["w1-d1"][0] == pytest.approx(1.0, abs=1e-6)
 
-    cached = list(select_export.proxy_cache_dir().glob("*.json"))
+    cached = list(proxy.proxy_cache_dir().glob("*.json"))
     assert len(cached) == 1
     cached[0].write_text("{not json")
     assert select_export._quality(load(str(tiny_model_dir)), False)[0] == first and len(calls) == 2
@@ -127,17 +181,17 @@ def test_proxy_quality_is_cached_per_weights(tiny_model_dir, tmp_path, monkeypat
 
     other = save_tiny_model_dir(tmp_path / "other", make_tiny_model(seed=7))
     select_export._quality(load(str(other)), False)
-    assert len(calls) == 3 and len(list(select_export.proxy_cache_dir().glob("*.json"))) == 2
+    assert len(calls) == 3 and len(list(proxy.proxy_cache_dir().glob("*.json"))) == 2
 
     shipped = tmp_path / "shipped"  # what edgebert/data/quality-proxy holds for the default model
     shipped.mkdir()
-    for f in select_export.proxy_cache_dir().glob("*.json"):
+    for f in proxy.proxy_cache_dir().glob("*.json"):
         f.rename(shipped / f.name)
-    monkeypatch.setattr(select_export, "_SHIPPED_PROXY", shipped)
+    monkeypatch.setattr(proxy, "_SHIPPED_PROXY", shipped)
     table, src = select_export._quality(load(str(tiny_model_dir)), False)
     assert table == first and len(calls) == 3 and src.endswith("for these exact weights, shipped with edgebert")
 
-    monkeypatch.setattr(select_export, "_SHIPPED_PROXY", tmp_path / "none")
+    monkeypatch.setattr(proxy, "_SHIPPED_PROXY", tmp_path / "none")
     blocked = tmp_path / "file-not-dir"
     blocked.write_text("")
     monkeypatch.setenv("EDGEBERT_CACHE_DIR", str(blocked))
@@ -147,12 +201,12 @@ def test_proxy_quality_is_cached_per_weights(tiny_model_dir, tmp_path, monkeypat
 @pytest.mark.slow
 def test_shipped_proxy_matches_the_packaged_minilm(minilm_dir):
     """The table shipped for the default model is found for it: a change to rewiring, the proxy or the
-    calibration texts must bump PROXY_VERSION and re-seed (python -m edgebert.select_export --seed-proxy)."""
-    from edgebert import select_export
-    from edgebert.export import load
+    calibration texts must bump PROXY_VERSION and re-seed (python -m edgebert.select.proxy --seed-proxy)."""
+    from edgebert.model.loaded import load
+    from edgebert.select import proxy
 
     loaded = load(str(minilm_dir))
-    key = select_export._proxy_key(loaded, select_export._proxy_texts())
-    table, when, where = select_export._read_proxy(key)
+    key = proxy._proxy_key(loaded, proxy._proxy_texts())
+    table, when, where = proxy._read_proxy(key)
     assert where == "shipped with edgebert" and table["w1-d1"][0] == pytest.approx(1.0, abs=1e-5)
     assert 0.6 < table["w0.5-d1"][0] < table["w0.75-d1"][0] < 1.0

@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import pytest
+from conftest import make_tiny_model, tiny_config, tiny_vocab
 
 from edgebert.errors import BudgetError
-from edgebert.latency import LatencyEntry, LatencyModel, MemoryEntry, Prediction
-from edgebert.profiles import Cpu, CpuCluster, DeviceProfile
-from edgebert.selector import Candidate, enumerate_candidates, proxy_quality, select
-from edgebert.spec import DEPTHS, WIDTHS, SubnetSpec
-
-from conftest import make_tiny_model, tiny_config, tiny_vocab
+from edgebert.model.spec import DEPTHS, WIDTHS, SubnetSpec
+from edgebert.select.latency import LatencyEntry, LatencyModel, MemoryEntry, Prediction
+from edgebert.select.profiles import Cpu, CpuCluster, DeviceProfile
+from edgebert.select.proxy import proxy_quality
+from edgebert.select.selector import Candidate, enumerate_candidates, select
 
 
 def cand(key, ms, quality, mb=10.0, fmt="onnx", precision="fp32", err=0.0):
     return Candidate(
-        spec=SubnetSpec.from_key(key), format=fmt, precision=precision, seq_len=128, threads=1,
-        latency=Prediction(ms, "ms", "test table", err, err), memory=Prediction(mb, "MB", "test table", err, err),
-        quality=quality, quality_source="hand-made",
+        spec=SubnetSpec.from_key(key),
+        format=fmt,
+        precision=precision,
+        seq_len=128,
+        threads=1,
+        latency=Prediction(ms, "ms", "test table", err, err),
+        memory=Prediction(mb, "MB", "test table", err, err),
+        quality=quality,
+        quality_source="hand-made",
     )
 
 
@@ -43,8 +49,11 @@ def test_picks_the_best_quality_that_fits():
 
 
 def test_ties_go_to_the_faster():
-    table = [cand("w1-d1", 20.0, 0.9, fmt="onnx"), cand("w1-d1", 12.0, 0.9, fmt="tflite"),
-             cand("w1-d1", 15.0, 0.9, fmt="torchscript")]
+    table = [
+        cand("w1-d1", 20.0, 0.9, fmt="onnx"),
+        cand("w1-d1", 12.0, 0.9, fmt="tflite"),
+        cand("w1-d1", 15.0, 0.9, fmt="torchscript"),
+    ]
     assert select(table, budget_ms=40).chosen.format == "tflite"
 
 
@@ -55,8 +64,11 @@ def test_margin_judges_by_the_p90_bound():
 
 
 def test_memory_limit_excludes_candidates():
-    table = [cand("w1-d1", 10.0, 0.95, mb=120.0), cand("w1-d1", 8.0, 0.95, mb=40.0, precision="int8"),
-             cand("w0.5-d1", 5.0, 0.9, mb=30.0)]
+    table = [
+        cand("w1-d1", 10.0, 0.95, mb=120.0),
+        cand("w1-d1", 8.0, 0.95, mb=40.0, precision="int8"),
+        cand("w0.5-d1", 5.0, 0.9, mb=30.0),
+    ]
     sel = select(table, budget_ms=40, memory_mb=100)
     assert sel.chosen.precision == "int8"
     sel = select(table, budget_ms=40, memory_mb=35)
@@ -81,9 +93,20 @@ def test_impossible_memory_says_what_to_relax():
 
 
 def test_candidates_without_quality_or_coefficients_are_kept_but_never_chosen():
-    table = TABLE + [Candidate(SubnetSpec(0.5, 0.5), "onnx", "fp32", 128, 1, None, None, 0.99, "x"),
-                     Candidate(SubnetSpec(0.5, 0.75), "onnx", "fp32", 128, 1,
-                               Prediction(1.0, "ms", "t", 0, 0), None, None, "no quality figure")]
+    table = TABLE + [
+        Candidate(SubnetSpec(0.5, 0.5), "onnx", "fp32", 128, 1, None, None, 0.99, "x"),
+        Candidate(
+            SubnetSpec(0.5, 0.75),
+            "onnx",
+            "fp32",
+            128,
+            1,
+            Prediction(1.0, "ms", "t", 0, 0),
+            None,
+            None,
+            "no quality figure",
+        ),
+    ]
     sel = select(table, budget_ms=40)
     assert sel.chosen.spec.key == "w0.75-d1"
     reasons = [v.reason for v in sel.verdicts if not v.fits]
@@ -92,12 +115,23 @@ def test_candidates_without_quality_or_coefficients_are_kept_but_never_chosen():
 
 
 def _profile(formats=("tflite", "onnx")):
-    entries = tuple(LatencyEntry(f, p, 2, rate, 5.0, 0.05, 0.2, 0.05, 0.1, {"source": "test"})
-                    for f, rate in (("onnx", 20.0), ("tflite", 25.0)) for p in ("fp32", "int8"))
+    entries = tuple(
+        LatencyEntry(f, p, 2, rate, 5.0, 0.05, 0.2, 0.05, 0.1, {"source": "test"})
+        for f, rate in (("onnx", 20.0), ("tflite", 25.0))
+        for p in ("fp32", "int8")
+    )
     memory = tuple(MemoryEntry(f, "", 1.0, 1.0, 1.0, 5.0, 0.1, 0.2, {"source": "test"}) for f in ("onnx", "tflite"))
     return DeviceProfile(
-        name="test", description="test", cpu=Cpu((CpuCluster(2, "x", 2.0),)), ram_mb=1000, model_memory_mb=100,
-        default_threads=2, formats=formats, runtime="r", reach="local", default_budget_ms=10,
+        name="test",
+        description="test",
+        cpu=Cpu((CpuCluster(2, "x", 2.0),)),
+        ram_mb=1000,
+        model_memory_mb=100,
+        default_threads=2,
+        formats=formats,
+        runtime="r",
+        reach="local",
+        default_budget_ms=10,
         latency_model=LatencyModel(entries=entries, memory=memory, source="test model"),
     )
 
@@ -105,8 +139,15 @@ def _profile(formats=("tflite", "onnx")):
 def test_enumerate_the_grid_with_predictions_and_quality():
     cfg = tiny_config(heads=(4, 4, 4, 4), ffn=(64,) * 4, hidden_size=64)
     quality = {SubnetSpec(w, d).key: (w * d, "table") for w in WIDTHS for d in DEPTHS}
-    cands = enumerate_candidates(cfg, _profile(), ["onnx", "tflite", "torchscript"], ["fp32", "int8"], 32, quality,
-                                 precision_penalty={"int8": 0.01})
+    cands = enumerate_candidates(
+        cfg,
+        _profile(),
+        ["onnx", "tflite", "torchscript"],
+        ["fp32", "int8"],
+        32,
+        quality,
+        precision_penalty={"int8": 0.01},
+    )
     assert len(cands) == len(WIDTHS) * len(DEPTHS) * 3 * 2
     assert [c.format for c in cands[:6]] == ["tflite", "tflite", "onnx", "onnx", "torchscript", "torchscript"]
     ts = [c for c in cands if c.format == "torchscript"]

@@ -2,12 +2,12 @@ import copy
 
 import pytest
 import torch
-
 from conftest import make_tiny_model
+
 from edgebert.errors import SpecError
-from edgebert.model import WEIGHTS_FILE
-from edgebert.slicing import slice_model
-from edgebert.spec import DEPTHS, WIDTHS, SubnetSpec, kept_count, kept_layers
+from edgebert.model.bert import WEIGHTS_FILE
+from edgebert.model.slicing import slice_model
+from edgebert.model.spec import DEPTHS, WIDTHS, SubnetSpec, kept_count, kept_layers
 
 
 @pytest.fixture
@@ -91,11 +91,11 @@ def _masked_reference(model, spec, batch):
         for i in layers:
             h, f = model.config.heads[i], model.config.ffn[i]
             m = torch.zeros(h)
-            m[:kept_count(spec.width, h)] = 1.0
+            m[: kept_count(spec.width, h)] = 1.0
             head_mask.append(m)
             up = ref.layers[i].ffn.up
-            up.weight[kept_count(spec.width, f):] = 0.0  # gelu(0) = 0: the neuron contributes nothing
-            up.bias[kept_count(spec.width, f):] = 0.0
+            up.weight[kept_count(spec.width, f) :] = 0.0  # gelu(0) = 0: the neuron contributes nothing
+            up.bias[kept_count(spec.width, f) :] = 0.0
         hidden = ref.encode(**batch, head_mask=head_mask, layers=[ref.layers[i] for i in layers])[-1]
         return ref.pool(hidden, batch["attention_mask"])
 

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from edgebert.errors import SpecError
-from edgebert.spec import DEPTHS, WIDTHS, SubnetSpec, kept_count, kept_layers
+from edgebert.model.spec import DEPTHS, WIDTHS, SubnetSpec, kept_count, kept_layers
 
 
 def test_depth_rule_matches_dynabert():

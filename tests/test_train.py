@@ -1,18 +1,18 @@
-import argparse
 import json
 import random
 
 import pytest
 import torch
+from conftest import WORDS, make_tiny_model, save_tiny_model_dir
 from safetensors.torch import load_file
 
+from edgebert.cli import main
 from edgebert.errors import DataError, UsageError
-from edgebert.model import load_model
-from edgebert.quality import QUALITY_FILE
-from edgebert.spec import DEPTHS, WIDTHS, SubnetSpec
-from edgebert.train import TRAIN_CONFIG_FILE, TrainConfig, add_train_arguments, config_from_args, train, train_main
-
-from conftest import WORDS, make_tiny_model, save_tiny_model_dir
+from edgebert.model.bert import load_model
+from edgebert.model.spec import DEPTHS, WIDTHS, SubnetSpec
+from edgebert.select.quality import QUALITY_FILE
+from edgebert.train.config import TRAIN_CONFIG_FILE, TrainConfig
+from edgebert.train.recipe import train
 
 KEYS = {SubnetSpec(w, d).key for w in WIDTHS for d in DEPTHS}
 POS, NEG = ["good", "great", "fun", "brilliant", "charming"], ["bad", "terrible", "boring", "awful", "dull"]
@@ -39,8 +39,17 @@ def setup(tmp_path):
 
 
 def _cfg(tmp_path, model_dir, data, out="out", **kw):
-    base = dict(data=str(data), out=str(tmp_path / out), model=str(model_dir), batch_size=16, seq_len=16,
-                max_steps=6, lr=1e-3, checkpoint_every=2, rewire_texts=32)
+    base = dict(
+        data=str(data),
+        out=str(tmp_path / out),
+        model=str(model_dir),
+        batch_size=16,
+        seq_len=16,
+        max_steps=6,
+        lr=1e-3,
+        checkpoint_every=2,
+        rewire_texts=32,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -51,20 +60,26 @@ def test_config_round_trips_through_json():
     assert again == cfg and again.widths == (0.5, 1.0)
 
 
-@pytest.mark.parametrize("kw,match", [
-    ({"task": "regression"}, "--task"), ({"batch_size": 0}, "--batch-size"), ({"max_steps": 0}, "--max-steps"),
-    ({"widths": (0.5,)}, "must include 1.0"), ({"depths": (1.5, 1.0)}, "depth|width"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        ({"task": "regression"}, "--task"),
+        ({"batch_size": 0}, "--batch-size"),
+        ({"max_steps": 0}, "--max-steps"),
+        ({"widths": (0.5,)}, "must include 1.0"),
+        ({"depths": (1.5, 1.0)}, "depth|width"),
+    ],
+)
 def test_bad_config(kw, match):
     with pytest.raises(Exception, match=match):
         TrainConfig(data="d", out="o", **kw)
 
 
-def test_cli_arguments_build_the_config():
-    p = argparse.ArgumentParser()
-    add_train_arguments(p)
-    args = p.parse_args(["--data", "d.csv", "--out", "o", "--max-steps", "5", "--widths", "0.5,1", "--resume"])
-    cfg = config_from_args(args)
+def test_cli_arguments_build_the_config(monkeypatch):
+    seen = []
+    monkeypatch.setattr("edgebert.commands.train.train", lambda cfg, progress: seen.append(cfg) or "o")
+    assert main(["train", "--data", "d.csv", "--out", "o", "--max-steps", "5", "--widths", "0.5,1", "--resume"]) == 0
+    cfg = seen[0]
     assert cfg.max_steps == 5 and cfg.widths == (0.5, 1.0) and cfg.resume and cfg.batch_size == 32
 
 
@@ -112,8 +127,9 @@ def test_unfinished_run_needs_resume_or_force(setup):
 
 
 def test_given_classifier_is_the_teacher(tmp_path):
-    model_dir = save_tiny_model_dir(tmp_path / "cls", make_tiny_model(task="classification", num_labels=2,
-                                                                      labels=("neg", "pos")))
+    model_dir = save_tiny_model_dir(
+        tmp_path / "cls", make_tiny_model(task="classification", num_labels=2, labels=("neg", "pos"))
+    )
     out = train(_cfg(tmp_path, model_dir, _sentiment_csv(tmp_path / "t.csv"), max_steps=2), progress=False)
     assert "teacher" not in json.loads((out / "training.json").read_text())["stages"]
 
@@ -135,8 +151,19 @@ def test_embedding_task_on_plain_text(tmp_path):
 def test_bad_data_gives_exit_code_2(setup, capsys):
     tmp_path, model_dir, _ = setup
     (tmp_path / "dev.csv").write_text("text,label\nfun film,pos\nhmm,unsure\n")
-    code = train_main(["--data", str(tmp_path / "train.csv"), "--eval", str(tmp_path / "dev.csv"),
-                       "--model", str(model_dir), "--out", str(tmp_path / "o")])
+    code = main(
+        [
+            "train",
+            "--data",
+            str(tmp_path / "train.csv"),
+            "--eval",
+            str(tmp_path / "dev.csv"),
+            "--model",
+            str(model_dir),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 2 and "dev.csv:3: label 'unsure'" in capsys.readouterr().err
     (tmp_path / "one.csv").write_text("text,label\n" + "".join(f"film {i},pos\n" for i in range(60)))
     with pytest.raises(DataError, match="only one label"):
@@ -152,9 +179,27 @@ def test_ctrl_c_checkpoints_and_exits_130(setup):
     from pathlib import Path
 
     tmp_path, model_dir, data = setup
-    argv = [sys.executable, "-m", "edgebert.train", "--data", str(data), "--model", str(model_dir), "--out",
-            str(tmp_path / "o"), "--batch-size", "16", "--seq-len", "16", "--epochs", "500", "--max-steps", "400",
-            "--checkpoint-every", "3"]
+    argv = [
+        sys.executable,
+        "-m",
+        "edgebert.train",
+        "--data",
+        str(data),
+        "--model",
+        str(model_dir),
+        "--out",
+        str(tmp_path / "o"),
+        "--batch-size",
+        "16",
+        "--seq-len",
+        "16",
+        "--epochs",
+        "500",
+        "--max-steps",
+        "400",
+        "--checkpoint-every",
+        "3",
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
     first = tmp_path / ".o.train" / "checkpoint" / "progress.json"
@@ -173,13 +218,24 @@ def test_ctrl_c_checkpoints_and_exits_130(setup):
 @pytest.mark.slow
 def test_minilm_embedding_distillation_smoke(tmp_path, minilm_dir):
     """The packaged MiniLM through the whole embedding recipe (one step per stage, tiny data)."""
-    from edgebert.data_sets import load_data
+    from edgebert.train.data import load_data
 
     texts = load_data("rotten-tomatoes", split="dev", labelled=False).texts
     (tmp_path / "train.txt").write_text("\n".join(texts[:48]) + "\n")
     (tmp_path / "dev.txt").write_text("\n".join(texts[48:80]) + "\n")
-    out = train(TrainConfig(data=str(tmp_path / "train.txt"), eval=str(tmp_path / "dev.txt"), out=str(tmp_path / "o"),
-                            task="embedding", batch_size=8, seq_len=32, max_steps=1, rewire_texts=16), progress=False)
+    out = train(
+        TrainConfig(
+            data=str(tmp_path / "train.txt"),
+            eval=str(tmp_path / "dev.txt"),
+            out=str(tmp_path / "o"),
+            task="embedding",
+            batch_size=8,
+            seq_len=32,
+            max_steps=1,
+            rewire_texts=16,
+        ),
+        progress=False,
+    )
     table = json.loads((out / QUALITY_FILE).read_text())
     assert set(table) == KEYS and table["w1-d1"]["score"] > 0.999
     assert all(0 < e["score"] <= 1 and e["n"] == 32 for e in table.values())

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_tiny_model, save_tiny_model_dir
+
 from edgebert.artifact import ArtifactConfig, Tolerance
 from edgebert.errors import ParityError
-from edgebert.tokenizer import INPUT_NAMES, load_tokenizer
-from edgebert.verify import PARITY_TEXTS, check, verify
+from edgebert.export.verify import PARITY_TEXTS, check, verify
+from edgebert.model.tokenizer import INPUT_NAMES, load_tokenizer
 
 SEQ_LEN = 32
 
@@ -24,8 +24,10 @@ class FakeConverter:
         self.dynamic_shapes = dynamic
 
     def tolerance(self, precision):
-        return {"fp32": Tolerance(max_abs_diff=1e-4, min_cosine=0.9999),
-                "int8": Tolerance(max_abs_diff=None, min_cosine=0.98, min_argmax_agreement=0.9)}[precision]
+        return {
+            "fp32": Tolerance(max_abs_diff=1e-4, min_cosine=0.9999),
+            "int8": Tolerance(max_abs_diff=None, min_cosine=0.98, min_argmax_agreement=0.9),
+        }[precision]
 
 
 def torch_runtime(model, transform=lambda out: out, seen=None):
@@ -67,7 +69,9 @@ def test_exact_runtime_passes_with_full_figures(model, tok):
 def test_dynamic_formats_get_a_batch_and_singles_of_several_lengths(model, tok):
     seen = []
     # 64: the tiny vocabulary spells most words letter by letter, so medium sentences need room.
-    figures = verify(model, torch_runtime(model, seen=seen), tok, FakeConverter(True), ArtifactConfig("onnx", "fp32", 64))
+    figures = verify(
+        model, torch_runtime(model, seen=seen), tok, FakeConverter(True), ArtifactConfig("onnx", "fp32", 64)
+    )
     n = len(PARITY_TEXTS)
     assert figures["n_inputs"] == 2 * n and figures["batch_sizes"] == [1, n]
     assert seen[0] == (n, 64)  # the batch is padded to its longest row, here the cut paragraph
@@ -76,15 +80,23 @@ def test_dynamic_formats_get_a_batch_and_singles_of_several_lengths(model, tok):
 
 def test_static_formats_get_batch_one_unpadded(model, tok):
     seen = []
-    figures = verify(model, torch_runtime(model, seen=seen), tok, FakeConverter(False), ArtifactConfig("tflite", "fp32", SEQ_LEN))
+    figures = verify(
+        model, torch_runtime(model, seen=seen), tok, FakeConverter(False), ArtifactConfig("tflite", "fp32", SEQ_LEN)
+    )
     assert figures["batch_sizes"] == [1] and figures["n_inputs"] == len(PARITY_TEXTS)
     assert all(shape[0] == 1 for shape in seen)
 
 
 def test_given_texts_are_used(model, tok):
     seen = []
-    verify(model, torch_runtime(model, seen=seen), tok, FakeConverter(False), ArtifactConfig("tflite", "fp32", SEQ_LEN),
-           texts=["fun", "the movie"])
+    verify(
+        model,
+        torch_runtime(model, seen=seen),
+        tok,
+        FakeConverter(False),
+        ArtifactConfig("tflite", "fp32", SEQ_LEN),
+        texts=["fun", "the movie"],
+    )
     assert len(seen) == 2
 
 
@@ -95,8 +107,13 @@ def test_seq_len_is_capped_by_the_model(model, tok):
 
 
 def test_broken_runtime_fails_check_naming_the_artifact(model, tok):
-    figures = verify(model, torch_runtime(model, lambda out: out + 0.1), tok, FakeConverter(),
-                     ArtifactConfig("onnx", "fp32", SEQ_LEN))
+    figures = verify(
+        model,
+        torch_runtime(model, lambda out: out + 0.1),
+        tok,
+        FakeConverter(),
+        ArtifactConfig("onnx", "fp32", SEQ_LEN),
+    )
     assert not figures["passed"]
     assert figures["max_abs_diff"] == pytest.approx(0.1, rel=1e-3)
     with pytest.raises(ParityError, match=r"model\.onnx \(onnx fp32\).*max_abs_diff 0\.1 > 0\.0001") as err:
@@ -105,8 +122,13 @@ def test_broken_runtime_fails_check_naming_the_artifact(model, tok):
 
 
 def test_non_finite_outputs_fail(model, tok):
-    figures = verify(model, torch_runtime(model, lambda out: out * np.nan), tok, FakeConverter(),
-                     ArtifactConfig("onnx", "int8", SEQ_LEN))
+    figures = verify(
+        model,
+        torch_runtime(model, lambda out: out * np.nan),
+        tok,
+        FakeConverter(),
+        ArtifactConfig("onnx", "int8", SEQ_LEN),
+    )
     assert not figures["passed"] and "outputs are not finite" in figures["failures"]
 
 
@@ -125,7 +147,9 @@ def test_classifier_argmax_disagreement_fails(classifier, tok):
 
 
 def test_classifier_agreement_is_reported(classifier, tok):
-    figures = verify(classifier, torch_runtime(classifier), tok, FakeConverter(), ArtifactConfig("onnx", "fp32", SEQ_LEN))
+    figures = verify(
+        classifier, torch_runtime(classifier), tok, FakeConverter(), ArtifactConfig("onnx", "fp32", SEQ_LEN)
+    )
     assert figures["argmax_agreement"] == 1.0 and figures["passed"]
 
 

@@ -11,37 +11,74 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import (
-    AmbiguousDevice, AuthError, BenchConfig, BenchmarkCrashed, BenchResult, BenchTimeout, BinaryMissing,
-    DeviceNotFound, DeviceOffline, DeviceUnauthorized, RunnerOptions, RuntimeMissing, Target, TargetUnreachable,
-    UnsupportedArtifact, parse_target,
+from edgebert.registry import RUNNERS
+from edgebert.runners.interface import (
+    AmbiguousDevice,
+    AuthError,
+    BenchConfig,
+    BenchmarkCrashed,
+    BenchResult,
+    BenchTimeout,
+    BinaryMissing,
+    DeviceNotFound,
+    DeviceOffline,
+    DeviceUnauthorized,
+    RunnerOptions,
+    RuntimeMissing,
+    Target,
+    TargetUnreachable,
+    UnsupportedArtifact,
+    parse_target,
 )
 
 __all__ = [
-    "run_bench", "measure_many", "measure_local", "parse_target", "Target", "BenchConfig", "RunnerOptions",
-    "BenchResult", "TargetUnreachable", "AuthError", "DeviceNotFound", "AmbiguousDevice", "DeviceOffline",
-    "DeviceUnauthorized", "BinaryMissing", "RuntimeMissing", "UnsupportedArtifact", "BenchmarkCrashed",
+    "run_bench",
+    "measure_many",
+    "measure_local",
+    "parse_target",
+    "Target",
+    "BenchConfig",
+    "RunnerOptions",
+    "BenchResult",
+    "TargetUnreachable",
+    "AuthError",
+    "DeviceNotFound",
+    "AmbiguousDevice",
+    "DeviceOffline",
+    "DeviceUnauthorized",
+    "BinaryMissing",
+    "RuntimeMissing",
+    "UnsupportedArtifact",
+    "BenchmarkCrashed",
     "BenchTimeout",
 ]
 
 
 def _runner(target: Target | str, options: RunnerOptions | None):
-    from ..registry import RUNNERS
 
     target = parse_target(target)
     return RUNNERS.get(target.kind)(target, options or RunnerOptions())
 
 
-def run_bench(target: Target | str, artifact: str | Path, config: BenchConfig | None = None,
-              options: RunnerOptions | None = None) -> BenchResult:
+def run_bench(
+    target: Target | str, artifact: str | Path, config: BenchConfig | None = None, options: RunnerOptions | None = None
+) -> BenchResult:
     """Measure one artifact on `target`. Raises a RunnerError subclass (exit code 5) on failure,
     after removing whatever it put on the target."""
     return _runner(target, options).bench(artifact, config or BenchConfig())
 
 
-def measure_many(target: Target | str, artifacts: list[str | Path], threads: int = 1, runs: int = 50, *,
-                 warmup: int = 5, seq_len: int = 128, timeout_s: float | None = None,
-                 options: RunnerOptions | None = None) -> list[BenchResult]:
+def measure_many(
+    target: Target | str,
+    artifacts: list[str | Path],
+    threads: int = 1,
+    runs: int = 50,
+    *,
+    warmup: int = 5,
+    seq_len: int = 128,
+    timeout_s: float | None = None,
+    options: RunnerOptions | None = None,
+) -> list[BenchResult]:
     """Measure several artifacts one after another on the same target (for `edgebert calibrate`)."""
     kw = {} if timeout_s is None else {"timeout_s": timeout_s}
     config = BenchConfig(threads=threads, runs=runs, warmup=warmup, seq_len=seq_len, **kw)
@@ -49,8 +86,7 @@ def measure_many(target: Target | str, artifacts: list[str | Path], threads: int
     return [runner.bench(a, config) for a in artifacts]
 
 
-def measure_local(path: str | Path, *, threads: int = 1, seq_len: int = 128, runs: int = 50,
-                  warmup: int = 5) -> dict:
+def measure_local(path: str | Path, *, threads: int = 1, seq_len: int = 128, runs: int = 50, warmup: int = 5) -> dict:
     """The local measurement as a manifest-ready dict (what `edgebert export` records)."""
     config = BenchConfig(threads=threads, runs=runs, warmup=warmup, seq_len=seq_len)
     return run_bench("local", path, config).to_dict()

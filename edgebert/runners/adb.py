@@ -20,13 +20,29 @@ import time
 import uuid
 from pathlib import Path
 
-from ..registry import RUNNERS
-from .base import (
-    AmbiguousDevice, BenchConfig, BenchResult, BenchTimeout, BinaryMissing, DeviceNotFound, DeviceOffline,
-    DeviceUnauthorized, RunnerError, RunnerOptions, Target, UnsupportedArtifact, run_process, tail,
+from edgebert.registry import RUNNERS
+from edgebert.runners.interface import (
+    AmbiguousDevice,
+    BenchConfig,
+    BenchResult,
+    BenchTimeout,
+    BinaryMissing,
+    DeviceNotFound,
+    DeviceOffline,
+    DeviceUnauthorized,
+    RunnerError,
+    RunnerOptions,
+    Target,
+    UnsupportedArtifact,
+    run_process,
+    tail,
 )
-from .common import (
-    benchmark_model_input_flags, check_artifact, companion_files, model_warning, result_from_benchmark_model,
+from edgebert.runners.results import (
+    benchmark_model_input_flags,
+    check_artifact,
+    companion_files,
+    model_warning,
+    result_from_benchmark_model,
     result_from_perf_test,
 )
 
@@ -35,8 +51,9 @@ __all__ = ["AdbRunner", "DEVICE_ROOT"]
 DEVICE_ROOT = "/data/local/tmp/edgebert"
 _NIGHTLY = "https://storage.googleapis.com/tensorflow-nightly-public/prod/tensorflow/release/lite/tools/nightly/latest/"
 _NIGHTLY_NAME = {"arm64-v8a": "android_aarch64_benchmark_model", "armeabi-v7a": "android_arm_benchmark_model"}
-_FREQS = ('for f in /sys/devices/system/cpu/cpu[0-9]*/cpufreq/cpuinfo_max_freq; do '
-          '[ -r "$f" ] && echo "$f $(cat "$f")"; done')
+_FREQS = (
+    'for f in /sys/devices/system/cpu/cpu[0-9]*/cpufreq/cpuinfo_max_freq; do [ -r "$f" ] && echo "$f $(cat "$f")"; done'
+)
 
 
 @RUNNERS.register("adb")
@@ -75,7 +92,8 @@ class AdbRunner:
         if not adb or not Path(adb).is_file():
             raise BinaryMissing(
                 f"adb was not found{' at ' + self.options.adb_path if self.options.adb_path else ' on PATH'}: "
-                f"install Android platform-tools (e.g. apt install adb) or pass --adb PATH")
+                f"install Android platform-tools (e.g. apt install adb) or pass --adb PATH"
+            )
         if not os.access(adb, os.X_OK):
             raise BinaryMissing(f"{adb} is not executable (chmod 755 it)")
         return adb
@@ -88,15 +106,20 @@ class AdbRunner:
         if wanted:
             match = [st for s, st in devices if s == wanted]
             if not match:
-                raise DeviceNotFound(f"no Android device {wanted!r} is attached (adb devices lists: {listing}); "
-                                     f"check the cable or `adb connect HOST:PORT`, and the serial")
+                raise DeviceNotFound(
+                    f"no Android device {wanted!r} is attached (adb devices lists: {listing}); "
+                    f"check the cable or `adb connect HOST:PORT`, and the serial"
+                )
             state = match[0]
         elif not devices:
-            raise DeviceNotFound("no Android device is attached: connect one over USB with USB debugging on "
-                                 "(Settings > Developer options), then check `adb devices`")
+            raise DeviceNotFound(
+                "no Android device is attached: connect one over USB with USB debugging on "
+                "(Settings > Developer options), then check `adb devices`"
+            )
         elif len(devices) > 1:
-            raise AmbiguousDevice(f"{len(devices)} Android devices are attached ({listing}); choose one with "
-                                  f"--target adb://SERIAL")
+            raise AmbiguousDevice(
+                f"{len(devices)} Android devices are attached ({listing}); choose one with --target adb://SERIAL"
+            )
         else:
             wanted, state = devices[0]
         if state == "unauthorized":
@@ -104,20 +127,26 @@ class AdbRunner:
         if state == "offline":
             raise DeviceOffline(_OFFLINE.format(serial=wanted))
         if state.startswith("no permissions"):
-            raise DeviceUnauthorized(f"adb has no permission to use device {wanted}: {state}. On Linux add a udev "
-                                     f"rule for the phone (or install the android-sdk-platform-tools-common "
-                                     f"package), then replug it")
+            raise DeviceUnauthorized(
+                f"adb has no permission to use device {wanted}: {state}. On Linux add a udev "
+                f"rule for the phone (or install the android-sdk-platform-tools-common "
+                f"package), then replug it"
+            )
         if state != "device":
-            raise DeviceOffline(f"device {wanted} is in state {state!r}, not 'device'; boot it normally and "
-                                f"check `adb devices`")
+            raise DeviceOffline(
+                f"device {wanted} is in state {state!r}, not 'device'; boot it normally and check `adb devices`"
+            )
         return wanted
 
     # ------------------------------------------------------------ what the phone is
 
     def device_info(self) -> dict:
         getprop = lambda key: self.shell(f"getprop {key}", timeout_s=30).stdout.strip()  # noqa: E731
-        info = {"model": getprop("ro.product.model"), "abi": getprop("ro.product.cpu.abi"),
-                "android_serial": self.serial}
+        info = {
+            "model": getprop("ro.product.model"),
+            "abi": getprop("ro.product.cpu.abi"),
+            "android_serial": self.serial,
+        }
         possible = self.shell("cat /sys/devices/system/cpu/possible", timeout_s=30).stdout.strip()
         cores = _count_cpus(possible)
         if cores is None:
@@ -139,11 +168,13 @@ class AdbRunner:
         if suffix == ".pt":
             raise UnsupportedArtifact(
                 f"{path.name}: TorchScript (.pt) cannot be measured over adb: edgebert has no on-device PyTorch "
-                f"runner. Measure the .tflite export (benchmark_model) or the .pt on a Linux board or locally")
+                f"runner. Measure the .tflite export (benchmark_model) or the .pt on a Linux board or locally"
+            )
         if suffix == ".onnx" and not self.options.onnx_perf_test:
             raise UnsupportedArtifact(
                 f"{path.name}: measuring .onnx over adb needs onnxruntime_perf_test built for Android; pass it "
-                f"with --onnx-perf-test PATH, or measure the .tflite export with benchmark_model")
+                f"with --onnx-perf-test PATH, or measure the .tflite export with benchmark_model"
+            )
         start = time.perf_counter()
         deadline = start + config.timeout_s
         left = lambda: max(1.0, deadline - time.perf_counter())  # noqa: E731
@@ -161,11 +192,19 @@ class AdbRunner:
             argv, version, seq_len, notes = self._command(path, model, workdir, config, info, left())
             proc = self._run_tool(argv, uid, left())
             if proc.returncode in (126, 127):
-                raise BinaryMissing(f"{argv[0]} could not be run on {self.serial} (exit {proc.returncode}): "
-                                    f"{tail(proc.stdout + proc.stderr, 3)}")
-            common = dict(where=f"adb://{self.serial}", artifact=path.name, device=info["model"],
-                          device_info=info, runtime_version=version, wall_s=time.perf_counter() - start,
-                          runs_on=f"{info['model']} ({self.serial})")
+                raise BinaryMissing(
+                    f"{argv[0]} could not be run on {self.serial} (exit {proc.returncode}): "
+                    f"{tail(proc.stdout + proc.stderr, 3)}"
+                )
+            common = dict(
+                where=f"adb://{self.serial}",
+                artifact=path.name,
+                device=info["model"],
+                device_info=info,
+                runtime_version=version,
+                wall_s=time.perf_counter() - start,
+                runs_on=f"{info['model']} ({self.serial})",
+            )
             warning = model_warning(info["model"], self.options.expected_models)
             common["warnings"] = (warning,) if warning else ()
             if suffix == ".tflite":
@@ -174,21 +213,40 @@ class AdbRunner:
         finally:
             self._remove(workdir)
 
-    def _command(self, path: Path, model: str, workdir: str, config: BenchConfig, info: dict,
-                 timeout_s: float) -> tuple[list[str], str, int | None, tuple[str, ...]]:
+    def _command(
+        self, path: Path, model: str, workdir: str, config: BenchConfig, info: dict, timeout_s: float
+    ) -> tuple[list[str], str, int | None, tuple[str, ...]]:
         """The tool's command line for this artifact: (argv, tool version, sequence length, notes)."""
         o = self.options
         if path.suffix.lower() == ".tflite":
             exe, version = self._tool(o.benchmark_binary, "benchmark_model", workdir, info, timeout_s)
             input_flags, seq_len, note = benchmark_model_input_flags(path, config.vocab_size)
-            argv = [exe, f"--graph={model}", f"--num_threads={config.threads}", f"--warmup_runs={config.warmup}",
-                    f"--num_runs={config.runs}", f"--use_xnnpack={'true' if o.use_xnnpack else 'false'}",
-                    *input_flags]
+            argv = [
+                exe,
+                f"--graph={model}",
+                f"--num_threads={config.threads}",
+                f"--warmup_runs={config.warmup}",
+                f"--num_runs={config.runs}",
+                f"--use_xnnpack={'true' if o.use_xnnpack else 'false'}",
+                *input_flags,
+            ]
             notes = (note,) if note else ()
         else:
             exe, version = self._tool(o.onnx_perf_test, "onnxruntime_perf_test", workdir, info, timeout_s)
-            argv = [exe, "-e", "cpu", "-m", "times", "-r", str(config.runs), "-x", str(config.threads), "-I",
-                    *_free_dims(path, config.seq_len), model]
+            argv = [
+                exe,
+                "-e",
+                "cpu",
+                "-m",
+                "times",
+                "-r",
+                str(config.runs),
+                "-x",
+                str(config.threads),
+                "-I",
+                *_free_dims(path, config.seq_len),
+                model,
+            ]
             seq_len, notes = config.seq_len, ()
         if o.taskset_mask:  # pin to the cores the profile names (e.g. the big cluster)
             argv = ["taskset", o.taskset_mask, *argv]
@@ -197,8 +255,10 @@ class AdbRunner:
     def _push(self, local: Path, remote: str, timeout_s: float) -> None:
         proc = self._run("push", str(local), remote, timeout_s=timeout_s, what=f"adb push {local.name}")
         if proc.returncode != 0:
-            raise RunnerError(f"adb push of {local.name} to {self.serial} failed: {tail(proc.stderr, 3)}; "
-                              f"is the phone's storage full?")
+            raise RunnerError(
+                f"adb push of {local.name} to {self.serial} failed: {tail(proc.stderr, 3)}; "
+                f"is the phone's storage full?"
+            )
 
     def _tool(self, given: str | None, name: str, workdir: str, info: dict, timeout_s: float) -> tuple[str, str]:
         """The program to run: pushed from a local file, or already on the device. Returns (path, version)."""
@@ -217,9 +277,11 @@ class AdbRunner:
         if given:
             raise BinaryMissing(f"{given!r} is neither a file here nor an executable on device {self.serial}")
         url = _NIGHTLY + _NIGHTLY_NAME.get(info.get("abi", ""), "android_aarch64_benchmark_model")
-        raise BinaryMissing(f"no {name} on device {self.serial} (looked for /data/local/tmp/{name} and on PATH). "
-                            f"Download the build for its ABI ({info.get('abi') or 'unknown'}), e.g. {url}, and pass "
-                            f"--benchmark-binary FILE (edgebert pushes it and makes it executable)")
+        raise BinaryMissing(
+            f"no {name} on device {self.serial} (looked for /data/local/tmp/{name} and on PATH). "
+            f"Download the build for its ABI ({info.get('abi') or 'unknown'}), e.g. {url}, and pass "
+            f"--benchmark-binary FILE (edgebert pushes it and makes it executable)"
+        )
 
     def _run_tool(self, argv: list[str], uid: str, timeout_s: float):
         try:
@@ -241,10 +303,14 @@ class AdbRunner:
             pass  # best effort: the error that got us here is the one worth showing
 
 
-_UNAUTHORIZED = ("device {serial} has not authorized this computer: unlock the phone and accept the "
-                 "'Allow USB debugging?' dialog (revoke authorizations in Developer options if it does not appear)")
-_OFFLINE = ("device {serial} is offline: reconnect the cable, or run `adb kill-server && adb start-server`, "
-            "then check `adb devices`")
+_UNAUTHORIZED = (
+    "device {serial} has not authorized this computer: unlock the phone and accept the "
+    "'Allow USB debugging?' dialog (revoke authorizations in Developer options if it does not appear)"
+)
+_OFFLINE = (
+    "device {serial} is offline: reconnect the cable, or run `adb kill-server && adb start-server`, "
+    "then check `adb devices`"
+)
 
 
 def _parse_devices(stdout: str) -> list[tuple[str, str]]:

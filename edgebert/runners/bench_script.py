@@ -53,8 +53,13 @@ def import_runtime(suffix):
             missing.append(spec)
     if missing:
         line = "pip install " + " ".join(missing)
-        fail("missing_runtime", "this Python (%s) lacks %s; run on the target:  %s"
-             % (sys.executable, ", ".join(missing), line), EXIT_MISSING_RUNTIME, pip=line, python=sys.executable)
+        fail(
+            "missing_runtime",
+            "this Python (%s) lacks %s; run on the target:  %s" % (sys.executable, ", ".join(missing), line),
+            EXIT_MISSING_RUNTIME,
+            pip=line,
+            python=sys.executable,
+        )
     return loaded["numpy"], loaded[module], dist
 
 
@@ -127,8 +132,10 @@ def load_onnx(ort, np, path, args, rng):
     sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     feeds = {}
     for pos, i in enumerate(sess.get_inputs()):
-        shape = [1 if k == 0 and not isinstance(d, int) else (d if isinstance(d, int) else args.seq_len)
-                 for k, d in enumerate(i.shape)]
+        shape = [
+            1 if k == 0 and not isinstance(d, int) else (d if isinstance(d, int) else args.seq_len)
+            for k, d in enumerate(i.shape)
+        ]
         dtype = np.int32 if "int32" in i.type else np.int64
         feeds[i.name] = make_input(np, input_role(i.name, pos), shape, dtype, args.vocab_size, rng)
     seq = next((v.shape[1] for v in feeds.values() if v.ndim > 1), None)
@@ -140,8 +147,10 @@ def load_torchscript(torch, np, path, args, rng):
     model = torch.jit.load(path, map_location="cpu").eval()
     n_inputs = max(1, len(model.forward.schema.arguments) - 1)  # minus `self`
     names = [a.name for a in model.forward.schema.arguments[1:]]
-    tensors = [torch.from_numpy(make_input(np, input_role(names[k], k), (1, args.seq_len), np.int64,
-                                           args.vocab_size, rng)) for k in range(n_inputs)]
+    tensors = [
+        torch.from_numpy(make_input(np, input_role(names[k], k), (1, args.seq_len), np.int64, args.vocab_size, rng))
+        for k in range(n_inputs)
+    ]
 
     def call():
         with torch.inference_mode():
@@ -152,9 +161,15 @@ def load_torchscript(torch, np, path, args, rng):
 
 def stats(np, ms):
     a = np.asarray(ms, dtype=np.float64)
-    return dict(p50_ms=float(np.percentile(a, 50)), p90_ms=float(np.percentile(a, 90)),
-                p95_ms=float(np.percentile(a, 95)), mean_ms=float(a.mean()), std_ms=float(a.std()),
-                min_ms=float(a.min()), max_ms=float(a.max()))
+    return dict(
+        p50_ms=float(np.percentile(a, 50)),
+        p90_ms=float(np.percentile(a, 90)),
+        p95_ms=float(np.percentile(a, 95)),
+        mean_ms=float(a.mean()),
+        std_ms=float(a.std()),
+        min_ms=float(a.min()),
+        max_ms=float(a.max()),
+    )
 
 
 def peak_rss_mb():
@@ -212,8 +227,11 @@ def main(argv=None):
         except _Deadline:
             raise
         except Exception as exc:  # noqa: BLE001 - reported as JSON, the runner names the error
-            fail("load_failed", "%s could not load %s: %s: %s" % (dist, args.artifact, type(exc).__name__, exc),
-                 EXIT_LOAD_FAILED)
+            fail(
+                "load_failed",
+                "%s could not load %s: %s: %s" % (dist, args.artifact, type(exc).__name__, exc),
+                EXIT_LOAD_FAILED,
+            )
         init_ms = (time.perf_counter() - t0) * 1e3
         timed = time.perf_counter()
         first_ms = None
@@ -231,12 +249,29 @@ def main(argv=None):
         fail("timeout", "gave up after %g s (--timeout)" % args.timeout, EXIT_TIMEOUT)
     if hasattr(signal, "setitimer"):
         signal.setitimer(signal.ITIMER_REAL, 0)
-    emit(dict(ok=True, runtime=dist, runtime_version=dist_version(dist, rt), threads=args.threads,
-              warmup=args.warmup, runs=args.runs, seq_len=seq, init_ms=init_ms, first_inference_ms=first_ms,
-              peak_rss_mb=peak_rss_mb(), timed_s=timed_s, device=device_model(),
-              device_info=dict(arch=platform.machine(), cpus=os.cpu_count(), python=platform.python_version(),
-                               platform=platform.platform()),
-              **stats(np, ms)))
+    emit(
+        dict(
+            ok=True,
+            runtime=dist,
+            runtime_version=dist_version(dist, rt),
+            threads=args.threads,
+            warmup=args.warmup,
+            runs=args.runs,
+            seq_len=seq,
+            init_ms=init_ms,
+            first_inference_ms=first_ms,
+            peak_rss_mb=peak_rss_mb(),
+            timed_s=timed_s,
+            device=device_model(),
+            device_info=dict(
+                arch=platform.machine(),
+                cpus=os.cpu_count(),
+                python=platform.python_version(),
+                platform=platform.platform(),
+            ),
+            **stats(np, ms),
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -11,9 +11,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ..registry import RUNNERS
-from .base import BenchConfig, BenchResult, RunnerOptions, Target, run_process
-from .common import BENCH_SCRIPT, check_artifact, model_warning, result_from_script, script_args
+from edgebert.registry import RUNNERS
+from edgebert.runners.interface import BenchConfig, BenchResult, RunnerOptions, Target, run_process
+from edgebert.runners.results import BENCH_SCRIPT, check_artifact, model_warning, result_from_script, script_args
 
 __all__ = ["LocalRunner"]
 
@@ -28,9 +28,14 @@ class LocalRunner:
         path = check_artifact(artifact)
         start = time.perf_counter()
         # cwd is the artifact's folder so an ONNX file finds its external weights by relative name.
-        proc = run_process([sys.executable, str(BENCH_SCRIPT), *script_args(str(path), config, config.timeout_s)],
-                           timeout_s=config.timeout_s, what=f"the local benchmark of {path.name}", cwd=path.parent)
-        result = result_from_script(proc, where=self.target.uri, artifact=path.name,
-                                    wall_s=time.perf_counter() - start, runs_on="this machine")
+        proc = run_process(
+            [sys.executable, str(BENCH_SCRIPT), *script_args(str(path), config, config.timeout_s)],
+            timeout_s=config.timeout_s,
+            what=f"the local benchmark of {path.name}",
+            cwd=path.parent,
+        )
+        result = result_from_script(
+            proc, where=self.target.uri, artifact=path.name, wall_s=time.perf_counter() - start, runs_on="this machine"
+        )
         warning = model_warning(result.device, self.options.expected_models)
         return replace(result, warnings=result.warnings + ((warning,) if warning else ()))

@@ -28,16 +28,22 @@ _NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _PREFIX = r"^(?:[A-Z]+: )?"  # "INFO: " in current builds; Android logcat/older builds differ
 _TIMINGS = re.compile(
     _PREFIX + rf"Inference timings in us: Init: (?P<init>{_NUM}), First inference: (?P<first>{_NUM}), "
-    rf"Warmup \(avg\): (?P<warmup>{_NUM}), Inference \(avg\): (?P<avg>{_NUM})", re.M)
+    rf"Warmup \(avg\): (?P<warmup>{_NUM}), Inference \(avg\): (?P<avg>{_NUM})",
+    re.M,
+)
 # TensorFlow before 2.3 printed this instead (see the TF Lite performance/measurement docs).
 _LEGACY_TIMINGS = re.compile(
     rf"Average inference timings in us: Warmup: (?P<warmup>{_NUM}), Init: (?P<init>{_NUM}), "
-    rf"(?:Inference|no stats): (?P<avg>{_NUM})", re.M)
+    rf"(?:Inference|no stats): (?P<avg>{_NUM})",
+    re.M,
+)
 _STAT_LINE = re.compile(_PREFIX + r"(?:Timings \(microseconds\): )?((?:count|curr)=\d+.*)$", re.M)
 _PAIR = re.compile(rf"(\w+)=({_NUM})")
 _PARAM = re.compile(_PREFIX + r"(?P<name>[^:\n\[\]]+): \[(?P<value>[^\]\n]*)\]\s*$", re.M)
-_MEM_DELTA = re.compile(rf"Memory footprint delta from the start of the tool \(MB\): init=(?P<init>{_NUM}) "
-                        rf"overall=(?P<overall>{_NUM})")
+_MEM_DELTA = re.compile(
+    rf"Memory footprint delta from the start of the tool \(MB\): init=(?P<init>{_NUM}) "
+    rf"overall=(?P<overall>{_NUM})"
+)
 _PEAK = re.compile(rf"Overall peak memory footprint \(MB\) via periodic monitoring: (?P<peak>{_NUM})")
 
 
@@ -71,12 +77,14 @@ def parse_benchmark_model(text: str) -> dict:
         # Warm-up's line comes first, the timed runs' second (legacy tools add per-op tables too).
         "warmup": stats[0] if len(stats) >= 2 else None,
         "timed": stats[-1] if stats else None,
-        "mem_init_mb": None, "mem_overall_mb": None, "peak_mb": None,
+        "mem_init_mb": None,
+        "mem_overall_mb": None,
+        "peak_mb": None,
         "params": {p["name"].strip(): p["value"] for p in _PARAM.finditer(text)},
     }
-    if (d := _MEM_DELTA.search(text)):
+    if d := _MEM_DELTA.search(text):
         out["mem_init_mb"], out["mem_overall_mb"] = float(d["init"]), float(d["overall"])
-    if (p := _PEAK.search(text)):
+    if p := _PEAK.search(text):
         out["peak_mb"] = float(p["peak"])
     return out
 
@@ -88,10 +96,10 @@ def parse_benchmark_model(text: str) -> dict:
 _PERF = {
     "session_s": rf"Session creation time cost: ({_NUM}) s",
     "first_ms": rf"First inference time cost: ({_NUM}) ms",
-    "requests": rf"Total inference requests: (\d+)",
+    "requests": r"Total inference requests: (\d+)",
     "avg_ms": rf"Average inference time cost(?: total)?: ({_NUM}) ms",
     "total_s": rf"Total inference time cost: ({_NUM}) s",
-    "peak_bytes": rf"Peak working set size: (\d+) bytes",
+    "peak_bytes": r"Peak working set size: (\d+) bytes",
     "min_s": rf"Min Latency: ({_NUM}) s",
     "max_s": rf"Max Latency: ({_NUM}) s",
     "p50_s": rf"P50 Latency: ({_NUM}) s",

@@ -21,14 +21,29 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ..registry import RUNNERS
-from .base import (
-    AuthError, BenchConfig, BenchResult, BinaryMissing, RunnerError, RunnerOptions, Target, TargetUnreachable,
-    UnsupportedArtifact, run_process, tail,
+from edgebert.registry import RUNNERS
+from edgebert.runners.interface import (
+    AuthError,
+    BenchConfig,
+    BenchResult,
+    BinaryMissing,
+    RunnerError,
+    RunnerOptions,
+    Target,
+    TargetUnreachable,
+    UnsupportedArtifact,
+    run_process,
+    tail,
 )
-from .common import (
-    BENCH_SCRIPT, benchmark_model_input_flags, check_artifact, companion_files, model_warning,
-    result_from_benchmark_model, result_from_script, script_args,
+from edgebert.runners.results import (
+    BENCH_SCRIPT,
+    benchmark_model_input_flags,
+    check_artifact,
+    companion_files,
+    model_warning,
+    result_from_benchmark_model,
+    result_from_script,
+    script_args,
 )
 
 __all__ = ["SshRunner"]
@@ -37,13 +52,22 @@ __all__ = ["SshRunner"]
 _PREPARE = (
     'd=$(mktemp -d "${TMPDIR:-/tmp}/edgebert.XXXXXX") || exit 3; echo "dir=$d"; '
     'echo "arch=$(uname -m)"; echo "cores=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)"; '
-    'if [ -r /proc/device-tree/model ]; then echo "model=$(tr -d \'\\000\' </proc/device-tree/model)"; '
+    "if [ -r /proc/device-tree/model ]; then echo \"model=$(tr -d '\\000' </proc/device-tree/model)\"; "
     "else echo \"model=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n 1)\"; fi"
 )
 _SAFE_DIR = re.compile(r"^/[A-Za-z0-9._/-]+$")
-_UNREACHABLE = ("Connection refused", "timed out", "No route to host", "Network is unreachable",
-                "Could not resolve hostname", "Name or service not known", "Connection reset",
-                "Connection closed", "kex_exchange_identification", "Temporary failure in name resolution")
+_UNREACHABLE = (
+    "Connection refused",
+    "timed out",
+    "No route to host",
+    "Network is unreachable",
+    "Could not resolve hostname",
+    "Name or service not known",
+    "Connection reset",
+    "Connection closed",
+    "kex_exchange_identification",
+    "Temporary failure in name resolution",
+)
 
 
 @RUNNERS.register("ssh")
@@ -56,10 +80,19 @@ class SshRunner:
 
     def _common_opts(self) -> list[str]:
         o = self.options
-        opts = ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={int(o.connect_timeout_s + 0.999)}",
-                "-o", "StrictHostKeyChecking=accept-new",
-                # a board that dies mid-run is noticed in ~15 s instead of hanging until --timeout
-                "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"]
+        opts = [
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"ConnectTimeout={int(o.connect_timeout_s + 0.999)}",
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+            # a board that dies mid-run is noticed in ~15 s instead of hanging until --timeout
+            "-o",
+            "ServerAliveInterval=5",
+            "-o",
+            "ServerAliveCountMax=3",
+        ]
         if o.ssh_config:
             opts += ["-F", o.ssh_config]
         if o.ssh_identity:
@@ -84,14 +117,23 @@ class SshRunner:
         host = f"[{self.target.host}]" if ":" in self.target.host else self.target.host
         dest = f"{self.target.user}@{host}" if self.target.user else host
         # Absolute local paths: scp would read "a:b" as host "a".
-        argv = ["scp", "-q", *self._common_opts(), *port, "--", *[str(f.resolve()) for f in files],
-                f"{dest}:{remote_dir}/"]
+        argv = [
+            "scp",
+            "-q",
+            *self._common_opts(),
+            *port,
+            "--",
+            *[str(f.resolve()) for f in files],
+            f"{dest}:{remote_dir}/",
+        ]
         proc = run_process(argv, timeout_s=timeout_s, what=f"copying to {self.target.uri}")
         if proc.returncode != 0:
             if any(s in proc.stderr for s in _UNREACHABLE + ("Permission denied (publickey",)):
                 raise self._connection_error(proc.stderr)
-            raise RunnerError(f"copying files to {self.target.uri}:{remote_dir} failed (exit {proc.returncode}); "
-                              f"is the board's disk full, or its SFTP subsystem off (scp uses SFTP since OpenSSH 9)? scp said:\n{tail(proc.stderr)}")
+            raise RunnerError(
+                f"copying files to {self.target.uri}:{remote_dir} failed (exit {proc.returncode}); "
+                f"is the board's disk full, or its SFTP subsystem off (scp uses SFTP since OpenSSH 9)? scp said:\n{tail(proc.stderr)}"
+            )
 
     def _connection_error(self, stderr: str) -> RunnerError:
         where, msg = self.target.uri, tail(stderr, 4)
@@ -99,15 +141,19 @@ class SshRunner:
             return AuthError(
                 f"{where} refused the login: {msg}\nCheck the user name, that your public key is in the board's "
                 f"~/.ssh/authorized_keys (ssh-copy-id {self._dest()}), or point at the key with --ssh-key. edgebert "
-                f"runs ssh with BatchMode=yes, so it never asks for a password.")
+                f"runs ssh with BatchMode=yes, so it never asks for a password."
+            )
         if "Host key verification failed" in stderr or "REMOTE HOST IDENTIFICATION HAS CHANGED" in stderr:
-            return AuthError(f"{where}: the host key does not match the one in known_hosts: {msg}\nIf the board was "
-                             f"re-flashed, remove the old key with  ssh-keygen -R {self.target.host}")
+            return AuthError(
+                f"{where}: the host key does not match the one in known_hosts: {msg}\nIf the board was "
+                f"re-flashed, remove the old key with  ssh-keygen -R {self.target.host}"
+            )
         port = f" (port {self.target.port})" if self.target.port else ""
         try_cmd = f"ssh {'-p ' + str(self.target.port) + ' ' if self.target.port else ''}{self._dest()} true"
         return TargetUnreachable(
             f"cannot reach {where}{port}: {msg or 'ssh failed with no message'}\nIs the board on and on this "
-            f"network, is sshd running, and are the host name and port right? (try: {try_cmd})")
+            f"network, is sshd running, and are the host name and port right? (try: {try_cmd})"
+        )
 
     # ------------------------------------------------------------ the bench call
 
@@ -115,8 +161,10 @@ class SshRunner:
         path = check_artifact(artifact)
         binary = self.options.benchmark_binary
         if binary and path.suffix.lower() != ".tflite":
-            raise UnsupportedArtifact(f"benchmark_model measures .tflite files only, not {path.name}; leave out "
-                                      f"--benchmark-binary to use the board's Python runtime instead")
+            raise UnsupportedArtifact(
+                f"benchmark_model measures .tflite files only, not {path.name}; leave out "
+                f"--benchmark-binary to use the board's Python runtime instead"
+            )
         start = time.perf_counter()
         deadline = start + config.timeout_s
         left = lambda: max(1.0, deadline - time.perf_counter())  # noqa: E731
@@ -137,14 +185,22 @@ class SshRunner:
         where, wall = self.target.uri, time.perf_counter() - start
         if binary:
             result = result_from_benchmark_model(
-                proc, where=where, artifact=path.name, device=info["model"], device_info=_device_info(info),
-                runtime_version=_binary_version(binary), wall_s=wall, runs_on=where, notes=(note,) if note else (),
-                seq_len=seq_len)
+                proc,
+                where=where,
+                artifact=path.name,
+                device=info["model"],
+                device_info=_device_info(info),
+                runtime_version=_binary_version(binary),
+                wall_s=wall,
+                runs_on=where,
+                notes=(note,) if note else (),
+                seq_len=seq_len,
+            )
         else:
-            result = result_from_script(proc, where=where, artifact=path.name, wall_s=wall,
-                                        runs_on=where)
-            result = replace(result, device=result.device or info["model"],
-                             device_info={**_device_info(info), **result.device_info})
+            result = result_from_script(proc, where=where, artifact=path.name, wall_s=wall, runs_on=where)
+            result = replace(
+                result, device=result.device or info["model"], device_info={**_device_info(info), **result.device_info}
+            )
         warning = model_warning(result.device, self.options.expected_models)
         return replace(result, warnings=result.warnings + ((warning,) if warning else ()))
 
@@ -152,33 +208,55 @@ class SshRunner:
         proc = self._ssh(_PREPARE, timeout_s=timeout_s, what=f"connecting to {self.target.uri}")
         info = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
         if proc.returncode != 0 or not _SAFE_DIR.match(info.get("dir", "")):
-            raise RunnerError(f"could not make a temp dir on {self.target.uri} with mktemp (exit {proc.returncode}):"
-                              f"\n{tail(proc.stdout + proc.stderr)}")
+            raise RunnerError(
+                f"could not make a temp dir on {self.target.uri} with mktemp (exit {proc.returncode}):"
+                f"\n{tail(proc.stdout + proc.stderr)}"
+            )
         info.setdefault("model", "")
         return info
 
-    def _command(self, remote_dir: str, model_name: str, config: BenchConfig, binary: str | None,
-                 input_flags: list[str], time_left_s: float) -> list[str]:
+    def _command(
+        self,
+        remote_dir: str,
+        model_name: str,
+        config: BenchConfig,
+        binary: str | None,
+        input_flags: list[str],
+        time_left_s: float,
+    ) -> list[str]:
         o = self.options
         prefix = ["taskset", o.taskset_mask] if o.taskset_mask else []
         if binary:
             exe = f"{remote_dir}/benchmark_model" if Path(binary).is_file() else binary
-            return prefix + [exe, f"--graph={remote_dir}/{model_name}", f"--num_threads={config.threads}",
-                             f"--warmup_runs={config.warmup}", f"--num_runs={config.runs}",
-                             f"--use_xnnpack={'true' if o.use_xnnpack else 'false'}", *input_flags]
+            return prefix + [
+                exe,
+                f"--graph={remote_dir}/{model_name}",
+                f"--num_threads={config.threads}",
+                f"--warmup_runs={config.warmup}",
+                f"--num_runs={config.runs}",
+                f"--use_xnnpack={'true' if o.use_xnnpack else 'false'}",
+                *input_flags,
+            ]
         # Absolute paths: the temp dir's name in the command line is how _remove finds the process.
-        return prefix + [o.remote_python or "python3", f"{remote_dir}/bench_script.py",
-                         *script_args(f"{remote_dir}/{model_name}", config, time_left_s)]
+        return prefix + [
+            o.remote_python or "python3",
+            f"{remote_dir}/bench_script.py",
+            *script_args(f"{remote_dir}/{model_name}", config, time_left_s),
+        ]
 
     def _check_launch(self, proc, exe: str) -> None:
         """126/127 from the remote shell: the program is not there or not executable."""
         if proc.returncode in (126, 127):
-            hint = ("install python3 on the board or pass --remote-python PATH (e.g. a venv's bin/python)"
-                    if not self.options.benchmark_binary else
-                    "pass --benchmark-binary with a benchmark_model built for the board's CPU "
-                    "(linux_aarch64 for a 64-bit Raspberry Pi OS)")
-            raise BinaryMissing(f"{exe!r} could not be run on {self.target.uri} (exit {proc.returncode}): "
-                                f"{tail(proc.stderr, 3)}\n{hint}")
+            hint = (
+                "install python3 on the board or pass --remote-python PATH (e.g. a venv's bin/python)"
+                if not self.options.benchmark_binary
+                else "pass --benchmark-binary with a benchmark_model built for the board's CPU "
+                "(linux_aarch64 for a 64-bit Raspberry Pi OS)"
+            )
+            raise BinaryMissing(
+                f"{exe!r} could not be run on {self.target.uri} (exit {proc.returncode}): "
+                f"{tail(proc.stderr, 3)}\n{hint}"
+            )
 
     def _remove(self, remote_dir: str) -> None:
         """Stop what still runs from the temp dir (after a timeout or Ctrl-C) and delete the dir."""
@@ -186,8 +264,11 @@ class SshRunner:
         # the plain name, so pkill may end it too: hence rm first.
         pattern = shlex.quote(Path(remote_dir).name.replace(".", "[.]", 1))
         try:
-            self._ssh(f"rm -rf -- {shlex.quote(remote_dir)}; pkill -f {pattern} 2>/dev/null; true",
-                      timeout_s=self.options.connect_timeout_s + 10, what=f"removing {remote_dir} on {self.target.uri}")
+            self._ssh(
+                f"rm -rf -- {shlex.quote(remote_dir)}; pkill -f {pattern} 2>/dev/null; true",
+                timeout_s=self.options.connect_timeout_s + 10,
+                what=f"removing {remote_dir} on {self.target.uri}",
+            )
         except RunnerError:
             pass  # best effort: the original error is the one worth showing
 

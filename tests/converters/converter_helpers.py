@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import SENTENCES, make_tiny_model, save_tiny_model_dir
-from edgebert.tokenizer import INPUT_NAMES, encode, load_tokenizer
+
+from edgebert.model.tokenizer import INPUT_NAMES, encode, load_tokenizer
 
 SEQ_LEN = 32
 
@@ -47,6 +47,5 @@ def random_feeds(model, batch: int, length: int, seed: int = 0) -> dict:
     g = np.random.default_rng(seed)
     ids = g.integers(5, model.config.vocab_size, size=(batch, length))
     mask = np.ones_like(ids)
-    mask[-1, max(1, length // 2):] = 0  # the last row is padded: masks must be honoured
+    mask[-1, max(1, length // 2) :] = 0  # the last row is padded: masks must be honoured
     return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-
 from converter_helpers import SEQ_LEN, feeds, random_feeds, tiny_cls, tiny_embedder, tok, torch_outputs  # noqa: F401
+
 from edgebert.artifact import ArtifactConfig
+from edgebert.export.verify import verify
+from edgebert.model.tokenizer import INPUT_NAMES
 from edgebert.registry import CONVERTERS
-from edgebert.tokenizer import INPUT_NAMES
-from edgebert.verify import verify
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +107,8 @@ def test_precisions_and_tolerances(conv):
 
 @pytest.mark.slow
 def test_minilm_parity(minilm_dir, conv, tmp_path):
-    from edgebert.model import load_model
-    from edgebert.tokenizer import load_tokenizer
+    from edgebert.model.bert import load_model
+    from edgebert.model.tokenizer import load_tokenizer
 
     model, tokenizer = load_model(minilm_dir), load_tokenizer(minilm_dir)
     for precision in ("fp32", "int8"):

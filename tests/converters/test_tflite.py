@@ -9,13 +9,13 @@ import sys
 
 import numpy as np
 import pytest
-
 from converter_helpers import SEQ_LEN, feeds, random_feeds, tiny_cls, tiny_embedder, tok, torch_outputs  # noqa: F401
+
 from edgebert.artifact import ArtifactConfig
 from edgebert.errors import MissingExtraError, ModelError
+from edgebert.export.verify import verify
+from edgebert.model.tokenizer import INPUT_NAMES
 from edgebert.registry import CONVERTERS
-from edgebert.tokenizer import INPUT_NAMES
-from edgebert.verify import verify
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +85,10 @@ def test_fp16_is_smaller_and_within_gate(artifact, conv, tiny_embedder, tok):
     assert figures["passed"] and figures["min_cosine"] >= 0.999, figures
 
 
-@pytest.mark.parametrize("name, canonical", [("input_ids", "input_ids"), ("args_0", "input_ids"),
-                                             ("args_1", "attention_mask"), ("args_2", "token_type_ids")])
+@pytest.mark.parametrize(
+    "name, canonical",
+    [("input_ids", "input_ids"), ("args_0", "input_ids"), ("args_1", "attention_mask"), ("args_2", "token_type_ids")],
+)
 def test_input_name_mapping(name, canonical):
     from edgebert.converters.tflite import _canonical_name
 
@@ -115,9 +117,11 @@ def test_missing_extra_names_the_pip_line(monkeypatch, conv, tiny_embedder, tmp_
 def test_importing_the_converter_stays_light():
     import subprocess
 
-    code = ("import sys; from edgebert.registry import CONVERTERS; CONVERTERS.names(); "
-            "heavy = [m for m in ('litert_torch', 'ai_edge_litert', 'ai_edge_quantizer', 'onnxruntime') if m in sys.modules]; "
-            "print(heavy)")
+    code = (
+        "import sys; from edgebert.registry import CONVERTERS; CONVERTERS.names(); "
+        "heavy = [m for m in ('litert_torch', 'ai_edge_litert', 'ai_edge_quantizer', 'onnxruntime') if m in sys.modules]; "
+        "print(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -125,8 +129,8 @@ def test_importing_the_converter_stays_light():
 @pytest.mark.slow
 def test_minilm_parity(minilm_dir, conv, tmp_path):
     pytest.importorskip("litert_torch")
-    from edgebert.model import load_model
-    from edgebert.tokenizer import load_tokenizer
+    from edgebert.model.bert import load_model
+    from edgebert.model.tokenizer import load_tokenizer
 
     model, tokenizer = load_model(minilm_dir), load_tokenizer(minilm_dir)
     for precision in ("fp32", "int8"):

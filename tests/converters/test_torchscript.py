@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from converter_helpers import SEQ_LEN, feeds, random_feeds, tiny_cls, tiny_embedder, tok, torch_outputs  # noqa: F401
+
 from edgebert.artifact import ArtifactConfig
+from edgebert.export.verify import verify
 from edgebert.registry import CONVERTERS
-from edgebert.verify import verify
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +67,8 @@ def test_no_quantized_path_falls_back_to_fp32_with_a_note(conv, tiny_embedder, t
 
 @pytest.mark.slow
 def test_minilm_parity(minilm_dir, conv, tmp_path):
-    from edgebert.model import load_model
-    from edgebert.tokenizer import load_tokenizer
+    from edgebert.model.bert import load_model
+    from edgebert.model.tokenizer import load_tokenizer
 
     model, tokenizer = load_model(minilm_dir), load_tokenizer(minilm_dir)
     cfg = ArtifactConfig("torchscript", "fp32", 128)

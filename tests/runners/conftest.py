@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from edgebert.model import Bert, BertConfig
+from edgebert.model.bert import Bert, BertConfig
 from edgebert.runners import RunnerOptions
 
 from .sshd_server import LoopbackSshd, unavailable_reason
@@ -36,14 +36,18 @@ def processes_mentioning(marker: str) -> list[str]:
 
 def _tiny_bert() -> Bert:
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=200, hidden_size=48, heads=(3, 3), ffn=(64, 64), head_dim=16,
-                     max_position_embeddings=64)
+    cfg = BertConfig(
+        vocab_size=200, hidden_size=48, heads=(3, 3), ffn=(64, 64), head_dim=16, max_position_embeddings=64
+    )
     return Bert(cfg).eval()
 
 
 def _inputs(dtype=torch.long):
-    return (torch.randint(1, 200, (1, SEQ), dtype=dtype), torch.ones(1, SEQ, dtype=dtype),
-            torch.zeros(1, SEQ, dtype=dtype))
+    return (
+        torch.randint(1, 200, (1, SEQ), dtype=dtype),
+        torch.ones(1, SEQ, dtype=dtype),
+        torch.zeros(1, SEQ, dtype=dtype),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -65,9 +69,15 @@ def onnx_artifact(artifacts_dir) -> Path:
     path = artifacts_dir / "onnx" / "model.onnx"
     path.parent.mkdir()
     seq = torch.export.Dim("seq", min=2, max=64)
-    torch.onnx.export(_tiny_bert(), _inputs(), str(path), dynamo=True, external_data=True,
-                      input_names=["input_ids", "attention_mask", "token_type_ids"],
-                      dynamic_shapes={"input_ids": {1: seq}, "attention_mask": {1: seq}, "token_type_ids": {1: seq}})
+    torch.onnx.export(
+        _tiny_bert(),
+        _inputs(),
+        str(path),
+        dynamo=True,
+        external_data=True,
+        input_names=["input_ids", "attention_mask", "token_type_ids"],
+        dynamic_shapes={"input_ids": {1: seq}, "attention_mask": {1: seq}, "token_type_ids": {1: seq}},
+    )
     return path
 
 

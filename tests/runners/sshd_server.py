@@ -34,8 +34,11 @@ def free_port() -> int:
 
 
 def keygen(path: Path) -> Path:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "edgebert-test", "-f", str(path)],
-                   check=True, stdin=subprocess.DEVNULL)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "edgebert-test", "-f", str(path)],
+        check=True,
+        stdin=subprocess.DEVNULL,
+    )
     return path
 
 
@@ -53,24 +56,47 @@ class LoopbackSshd:
         host_key = keygen(self.dir / "host_key")
         (self.dir / "authorized_keys").write_text((self.dir / "client_key.pub").read_text())
         cfg = self.dir / "sshd_config"
-        cfg.write_text("\n".join([
-            f"Port {self.port}", "ListenAddress 127.0.0.1", f"HostKey {host_key}",
-            f"PidFile {self.dir / 'sshd.pid'}", f"AuthorizedKeysFile {self.dir / 'authorized_keys'}",
-            "PubkeyAuthentication yes", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
-            "UsePAM no", "StrictModes no", "PermitRootLogin yes", "Subsystem sftp internal-sftp",
-            "AcceptEnv TMPDIR", "LogLevel ERROR", "",
-        ]))
+        cfg.write_text(
+            "\n".join(
+                [
+                    f"Port {self.port}",
+                    "ListenAddress 127.0.0.1",
+                    f"HostKey {host_key}",
+                    f"PidFile {self.dir / 'sshd.pid'}",
+                    f"AuthorizedKeysFile {self.dir / 'authorized_keys'}",
+                    "PubkeyAuthentication yes",
+                    "PasswordAuthentication no",
+                    "KbdInteractiveAuthentication no",
+                    "UsePAM no",
+                    "StrictModes no",
+                    "PermitRootLogin yes",
+                    "Subsystem sftp internal-sftp",
+                    "AcceptEnv TMPDIR",
+                    "LogLevel ERROR",
+                    "",
+                ]
+            )
+        )
         # The client side: our key, our known_hosts, nothing from ~/.ssh.
-        self.client_config.write_text("\n".join([
-            "Host *", f"  IdentityFile {self.client_key}", "  IdentitiesOnly yes",
-            f"  UserKnownHostsFile {self.dir / 'known_hosts'}", "  GlobalKnownHostsFile /dev/null",
-            "  LogLevel ERROR", "",
-        ]))
+        self.client_config.write_text(
+            "\n".join(
+                [
+                    "Host *",
+                    f"  IdentityFile {self.client_key}",
+                    "  IdentitiesOnly yes",
+                    f"  UserKnownHostsFile {self.dir / 'known_hosts'}",
+                    "  GlobalKnownHostsFile /dev/null",
+                    "  LogLevel ERROR",
+                    "",
+                ]
+            )
+        )
         if not Path("/run/sshd").is_dir():
             Path("/run/sshd").mkdir(mode=0o755)
         self._log = open(self.dir / "sshd.log", "w")
-        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(cfg)], stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(cfg)], stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -12,8 +12,17 @@ import pytest
 
 from edgebert.errors import UsageError
 from edgebert.runners import (
-    AmbiguousDevice, BenchConfig, BenchmarkCrashed, BenchTimeout, BinaryMissing, DeviceNotFound, DeviceOffline,
-    DeviceUnauthorized, RunnerOptions, UnsupportedArtifact, run_bench,
+    AmbiguousDevice,
+    BenchConfig,
+    BenchmarkCrashed,
+    BenchTimeout,
+    BinaryMissing,
+    DeviceNotFound,
+    DeviceOffline,
+    DeviceUnauthorized,
+    RunnerOptions,
+    UnsupportedArtifact,
+    run_bench,
 )
 
 from .conftest import SEQ, processes_mentioning
@@ -59,8 +68,13 @@ def test_measures_on_the_phone_and_cleans_up(phone, options, tflite_artifact):
     assert r.warnings == () and r.runtime_version.startswith("benchmark_model sha256:")
     run = [c for c in adb_calls(phone) if c[2:3] == ["shell"] and "--graph=" in c[3]][0][3]
     assert run.startswith("taskset f0 /data/local/tmp/edgebert/")
-    for flag in ("--num_threads=2", "--warmup_runs=2", "--num_runs=10", "--use_xnnpack=true",
-                 "--input_layer_value_range="):
+    for flag in (
+        "--num_threads=2",
+        "--warmup_runs=2",
+        "--num_runs=10",
+        "--use_xnnpack=true",
+        "--input_layer_value_range=",
+    ):
         assert flag in run
     assert left_on_phone(phone) == []
 
@@ -89,17 +103,24 @@ def test_no_benchmark_model_says_where_to_get_one(phone, options, tflite_artifac
 def test_device_model_mismatch_is_a_warning(phone, options, tflite_artifact):
     import dataclasses
 
-    r = run_bench("adb://", tflite_artifact, BenchConfig(runs=1, warmup=1),
-                  dataclasses.replace(options, expected_models=("Pixel 7", "Pixel 7 Pro")))
+    r = run_bench(
+        "adb://",
+        tflite_artifact,
+        BenchConfig(runs=1, warmup=1),
+        dataclasses.replace(options, expected_models=("Pixel 7", "Pixel 7 Pro")),
+    )
     assert len(r.warnings) == 1 and "'Pixel 6'" in r.warnings[0] and "Pixel 7" in r.warnings[0]
 
 
-@pytest.mark.parametrize("state,error,words", [
-    ("none", DeviceNotFound, "no Android device is attached"),
-    ("unauthorized", DeviceUnauthorized, "Allow USB debugging"),
-    ("offline", DeviceOffline, "offline"),
-    ("two", AmbiguousDevice, "adb://SERIAL"),
-])
+@pytest.mark.parametrize(
+    "state,error,words",
+    [
+        ("none", DeviceNotFound, "no Android device is attached"),
+        ("unauthorized", DeviceUnauthorized, "Allow USB debugging"),
+        ("offline", DeviceOffline, "offline"),
+        ("two", AmbiguousDevice, "adb://SERIAL"),
+    ],
+)
 def test_device_states_are_named_errors(phone, options, tflite_artifact, monkeypatch, state, error, words):
     monkeypatch.setenv("EDGEBERT_FAKE_ADB_STATE", state)
     with pytest.raises(error, match=words) as e:

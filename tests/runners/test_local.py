@@ -15,9 +15,15 @@ import pytest
 
 from edgebert.errors import UsageError
 from edgebert.runners import (
-    BenchConfig, BenchmarkCrashed, BenchTimeout, RunnerOptions, measure_local, measure_many, run_bench,
+    BenchConfig,
+    BenchmarkCrashed,
+    BenchTimeout,
+    RunnerOptions,
+    measure_local,
+    measure_many,
+    run_bench,
 )
-from edgebert.runners.common import BENCH_SCRIPT
+from edgebert.runners.results import BENCH_SCRIPT
 
 from .conftest import SEQ, processes_mentioning
 
@@ -64,8 +70,15 @@ def test_measure_local_is_manifest_ready(tflite_artifact):
 
 
 def test_measure_many_and_model_warning(tflite_artifact, onnx_artifact):
-    results = measure_many("local", [tflite_artifact, onnx_artifact], threads=1, runs=5, warmup=1, seq_len=SEQ,
-                           options=RunnerOptions(expected_models=("Raspberry Pi 4 Model B",)))
+    results = measure_many(
+        "local",
+        [tflite_artifact, onnx_artifact],
+        threads=1,
+        runs=5,
+        warmup=1,
+        seq_len=SEQ,
+        options=RunnerOptions(expected_models=("Raspberry Pi 4 Model B",)),
+    )
     assert [r.artifact for r in results] == ["model.tflite", "model.onnx"]
     assert all("Raspberry Pi 4 Model B" in r.warnings[0] for r in results)
 

@@ -25,8 +25,8 @@ from types import SimpleNamespace
 import pytest
 
 from edgebert.runners import BenchmarkCrashed
-from edgebert.runners.common import result_from_benchmark_model, result_from_perf_test
 from edgebert.runners.parse import OutputFormatError, parse_benchmark_model, parse_perf_test, parse_script_output
+from edgebert.runners.results import result_from_benchmark_model, result_from_perf_test
 
 LITERT_ANDROID = """\
 INFO: STARTING!
@@ -169,16 +169,33 @@ def proc(text: str, rc: int = 0):
     return SimpleNamespace(returncode=rc, stdout=text, stderr="")
 
 
-COMMON = dict(where="adb://R58M123ABC", artifact="model.tflite", device="Pixel 6", device_info={},
-              runtime_version="unknown", wall_s=3.0, runs_on="Pixel 6")
+COMMON = dict(
+    where="adb://R58M123ABC",
+    artifact="model.tflite",
+    device="Pixel 6",
+    device_info={},
+    runtime_version="unknown",
+    wall_s=3.0,
+    runs_on="Pixel 6",
+)
 
 
 def test_litert_android_log():
     b = parse_benchmark_model(LITERT_ANDROID)
     assert (b["init_us"], b["first_us"], b["warmup_avg_us"], b["avg_us"]) == (207799, 90710, 48230.2, 42394.8)
     assert b["warmup"]["count"] == 11 and b["warmup"]["median"] == 42611
-    assert b["timed"] == {"count": 24, "first": 42468, "curr": 41938, "min": 41938, "max": 42840, "avg": 42394.8,
-                          "std": 188, "p5": 42133, "median": 42419, "p95": 42671}
+    assert b["timed"] == {
+        "count": 24,
+        "first": 42468,
+        "curr": 41938,
+        "min": 41938,
+        "max": 42840,
+        "avg": 42394.8,
+        "std": 188,
+        "p5": 42133,
+        "median": 42419,
+        "p95": 42671,
+    }
     assert (b["mem_init_mb"], b["mem_overall_mb"], b["peak_mb"]) == (23.5938, 26.6797, None)
     assert b["params"]["Min num runs"] == "5" and b["params"]["Graph"] == "./models/tiny_muaalem_int4.tflite"
 
@@ -193,8 +210,15 @@ def test_litert_android_log():
 
 def test_reconstructed_output_with_threads_and_peak_memory():
     b = parse_benchmark_model(FROM_SOURCE)
-    assert b["warmup"] == {"count": 1, "curr": 18211, "min": 18211, "max": 18211, "avg": 18211, "std": 0,
-                           "first": 18211}  # Stat's all-same form
+    assert b["warmup"] == {
+        "count": 1,
+        "curr": 18211,
+        "min": 18211,
+        "max": 18211,
+        "avg": 18211,
+        "std": 0,
+        "first": 18211,
+    }  # Stat's all-same form
     assert b["params"]["Num threads"] == "4" and b["params"]["Use xnnpack"] == "1"
     assert b["params"]["Input shapes"] == "1,128:1,128:1,128"
     r = result_from_benchmark_model(proc(FROM_SOURCE), **COMMON)
@@ -227,10 +251,13 @@ def test_old_adb_that_exits_0_on_failure_is_still_a_crash():
         result_from_benchmark_model(proc(LITERT_FAILED, rc=0), **COMMON)
 
 
-@pytest.mark.parametrize("text,avg,p50,runs,peak", [
-    (ORT_PERF_SME2, 98.961997, 99.5086, 5, 271122432),
-    (ORT_PERF_SPACEMIT, 62.2935, 60.3562, 100, 114634752),
-])
+@pytest.mark.parametrize(
+    "text,avg,p50,runs,peak",
+    [
+        (ORT_PERF_SME2, 98.961997, 99.5086, 5, 271122432),
+        (ORT_PERF_SPACEMIT, 62.2935, 60.3562, 100, 114634752),
+    ],
+)
 def test_onnxruntime_perf_test(text, avg, p50, runs, peak):
     r = parse_perf_test(text)
     assert (r["avg_ms"], r["requests"], r["peak_bytes"]) == (avg, runs, peak)
@@ -248,11 +275,24 @@ def test_script_output_is_the_last_json_line():
 
 def test_the_test_double_prints_what_the_parser_reads(doubles, tflite_artifact, python_on_path):
     """tests/doubles/benchmark_model output goes through the same parser (and echoes flags as the tool does)."""
-    out = subprocess.run([str(doubles / "benchmark_model"), f"--graph={tflite_artifact}", "--num_threads=2",
-                          "--warmup_runs=2", "--num_runs=5", "--min_secs=0", "--warmup_min_secs=0",
-                          "--use_xnnpack=true", "--input_layer=a,b,c", "--input_layer_shape=1,16:1,16:1,16",
-                          "--input_layer_value_range=a,1,99:b,1,1:c,0,0"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            str(doubles / "benchmark_model"),
+            f"--graph={tflite_artifact}",
+            "--num_threads=2",
+            "--warmup_runs=2",
+            "--num_runs=5",
+            "--min_secs=0",
+            "--warmup_min_secs=0",
+            "--use_xnnpack=true",
+            "--input_layer=a,b,c",
+            "--input_layer_shape=1,16:1,16:1,16",
+            "--input_layer_value_range=a,1,99:b,1,1:c,0,0",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     b = parse_benchmark_model(out)
     assert b["params"]["Num threads"] == "2" and b["params"]["#threads used for CPU inference"] == "2"
     assert b["timed"]["count"] == 5 and b["warmup"]["count"] == 2

@@ -13,9 +13,17 @@ import time
 import pytest
 
 from edgebert.runners import (
-    AuthError, BenchConfig, BenchmarkCrashed, BenchTimeout, BinaryMissing, RuntimeMissing, TargetUnreachable,
-    UnsupportedArtifact, run_bench,
+    AuthError,
+    BenchConfig,
+    BenchmarkCrashed,
+    BenchTimeout,
+    BinaryMissing,
+    RuntimeMissing,
+    TargetUnreachable,
+    UnsupportedArtifact,
+    run_bench,
 )
+
 from .conftest import SEQ, processes_mentioning
 from .sshd_server import free_port, keygen
 
@@ -27,8 +35,10 @@ def leftovers(remote_tmp):
     return sorted(p.name for p in remote_tmp.iterdir() if p.name.startswith("edgebert."))
 
 
-@pytest.mark.parametrize("fixture,runtime", [("tflite_artifact", "ai-edge-litert"), ("onnx_artifact", "onnxruntime"),
-                                             ("pt_artifact", "torch")])
+@pytest.mark.parametrize(
+    "fixture,runtime",
+    [("tflite_artifact", "ai-edge-litert"), ("onnx_artifact", "onnxruntime"), ("pt_artifact", "torch")],
+)
 def test_measures_real_artifacts_and_cleans_up(request, fixture, runtime, sshd, ssh_options, remote_tmp):
     artifact = request.getfixturevalue(fixture)
     r = run_bench(sshd.uri, artifact, FAST, ssh_options)
@@ -65,8 +75,9 @@ def test_wrong_key_is_an_auth_error(sshd, ssh_options, tflite_artifact, tmp_path
     assert "Permission denied" in str(e.value) and "ssh-copy-id" in str(e.value)
 
 
-def test_names_and_arguments_cannot_inject_commands(sshd, ssh_options, tflite_artifact, tmp_path, remote_tmp,
-                                                    weird_name, monkeypatch):
+def test_names_and_arguments_cannot_inject_commands(
+    sshd, ssh_options, tflite_artifact, tmp_path, remote_tmp, weird_name, monkeypatch
+):
     """Spaces, $(...), backticks, ';' and quotes in the artifact name and in --remote-python stay data."""
     monkeypatch.chdir(tmp_path)  # a stray `touch PWNED_*` would land here (local) or in $HOME (remote)
     folder = tmp_path / "dir with $(touch PWNED_D) ; spaces"
@@ -87,7 +98,7 @@ def test_names_and_arguments_cannot_inject_commands(sshd, ssh_options, tflite_ar
 
 def test_missing_remote_runtime_names_the_pip_line(sshd, ssh_options, tflite_artifact, tmp_path, remote_tmp):
     bare = tmp_path / "python-without-packages"
-    bare.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")  # -S: no site-packages
+    bare.write_text(f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')  # -S: no site-packages
     bare.chmod(0o755)
     with pytest.raises(RuntimeMissing) as e:
         run_bench(sshd.uri, tflite_artifact, FAST, dataclasses.replace(ssh_options, remote_python=str(bare)))

@@ -1,0 +1,106 @@
+"""Measuring artifacts on targets: the callbacks export uses, and `edgebert bench FOLDER`.
+
+Every figure is recorded in the manifest as `measured` (where, how many runs); a folder's manifest
+is touched only when every measurement succeeded.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgebert.errors import UsageError
+from edgebert.export.manifest import read_manifest, write_manifest
+from edgebert.export.record import record
+from edgebert.runners import BenchConfig, RunnerOptions, Target, measure_local, run_bench
+
+__all__ = ["BenchRequest", "bench_folder", "local_measurer", "target_measurer"]
+
+
+def local_measurer(threads: int, seq_len: int, runs: int = 50, warmup: int = 5):
+    """A callback for export(): time each artifact on this machine in a fresh subprocess."""
+
+    def measure(entry: dict, path: Path) -> None:
+        record(entry, measure_local(Path(path), threads=threads, seq_len=seq_len, runs=runs, warmup=warmup))
+
+    return measure
+
+
+def target_measurer(targets: list[Target], threads: int, seq_len: int, runs: int, options: RunnerOptions, before=None):
+    """A callback for export(): `before(entry)` (e.g. predictions), then time the artifact on each target.
+
+    Locally at most this machine's cores; on a device the requested threads."""
+    local_threads = min(threads, os.cpu_count() or 1)
+
+    def measure(entry: dict, path: Path) -> None:
+        if before is not None:
+            before(entry)
+        for t in targets:
+            n = local_threads if t.kind == "local" else threads
+            config = BenchConfig(threads=n, runs=runs, seq_len=seq_len)
+            record(entry, run_bench(t, path, config, options).to_dict())
+
+    return measure
+
+
+@dataclass(frozen=True)
+class BenchRequest:
+    """`edgebert bench FOLDER`: what to measure where."""
+
+    folder: Path
+    target: Target
+    options: RunnerOptions = RunnerOptions()
+    formats: tuple[str, ...] | None = None  # None: every artifact in the folder
+    threads: int | None = None  # None: the export's, else 1
+    runs: int = 50
+    warmup: int = 5
+    timeout_s: float = 300.0
+
+
+def _unsupported(target: Target, fmt: str, options: RunnerOptions) -> str | None:
+    """Why this target cannot measure this format (None: it can)."""
+    if target.kind == "adb" and fmt == "torchscript":
+        return (
+            "adb measures .tflite (benchmark_model) and .onnx (onnxruntime_perf_test); TorchScript has no "
+            "on-device CLI benchmark"
+        )
+    if target.kind == "adb" and fmt == "onnx" and not options.onnx_perf_test:
+        return "measuring .onnx over adb needs --onnx-perf-test PATH (onnxruntime_perf_test built for the phone)"
+    return None
+
+
+def bench_folder(req: BenchRequest, progress: bool = True) -> dict:
+    """Measure an export folder's artifacts on req.target; record them in its manifest only if all succeed."""
+    folder = Path(req.folder)
+    manifest = read_manifest(folder)
+    arts = [a for a in manifest["artifacts"] if req.formats is None or a["format"] in req.formats]
+    if not arts:
+        raise UsageError(f"{folder} has no artifacts of format {','.join(req.formats or [])}")
+    device = manifest.get("device") or {}
+    options = req.options.with_device_defaults(device.get("big_core_mask"), tuple(device.get("device_models") or ()))
+    threads = req.threads or (manifest.get("budget") or {}).get("threads") or 1
+    plan, skipped = [], []
+    for a in arts:
+        why = _unsupported(req.target, a["format"], options)
+        (skipped if why else plan).append((a, why))
+    if not plan:
+        raise UsageError("nothing to measure on " + req.target.uri + ": " + "; ".join(w for _, w in skipped))
+    from tqdm import tqdm
+
+    results = []
+    for a, _ in tqdm(plan, desc=f"bench on {req.target.uri}", unit="artifact", disable=not progress, leave=False):
+        config = BenchConfig(
+            threads=threads, runs=req.runs, warmup=req.warmup, seq_len=a["seq_len"], timeout_s=req.timeout_s
+        )
+        results.append((a, run_bench(req.target, folder / a["file"], config, options).to_dict()))
+    # Only now, with every measurement in hand, touch the manifest (atomically).
+    for a, r in results:
+        record(a, r)
+    write_manifest(folder, manifest)
+    return {
+        "folder": str(folder),
+        "target": req.target.uri,
+        "results": [{"file": a["file"], "format": a["format"], "precision": a["precision"], **r} for a, r in results],
+        "skipped": [{"file": a["file"], "why": w} for a, w in skipped],
+    }

@@ -1,0 +1,106 @@
+"""The build cache: an entry's inputs, their key, and whether its folder on disk still matches them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import metadata
+from pathlib import Path
+
+from edgebert import __version__
+from edgebert.build.config import BuildConfig, BuildEntry
+from edgebert.errors import OutputError
+from edgebert.export.manifest import MANIFEST, read_manifest
+from edgebert.hashing import sha256_file
+from edgebert.model.loaded import resolve_model_dir
+
+__all__ = ["model_fingerprint", "toolchain", "cache_inputs", "cache_key", "changed", "mismatches", "cached", "cache_plan"]
+
+# Converter toolchains: a new version may write different bytes, so each is part of the cache key.
+_TOOLCHAIN = ("torch", "onnx", "onnxscript", "onnxruntime", "litert-torch", "litert-converter", "ai-edge-quantizer",
+              "ai-edge-litert")
+
+
+def model_fingerprint(model: str | None) -> str:
+    """sha256 over every file of the model folder (weights, config, tokenizer, quality.json)."""
+    root = resolve_model_dir(model)
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(f"{p.relative_to(root).as_posix()}\0{sha256_file(p)}\n".encode())
+    return h.hexdigest()
+
+
+def toolchain() -> dict:
+    versions = {}
+    for dist in _TOOLCHAIN:
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return versions
+
+
+def cache_inputs(cfg: BuildConfig, entry: BuildEntry, model_sha: str, toolchain: dict) -> dict:
+    """Everything an entry's artifacts depend on (readable: stored beside the key to explain rebuilds)."""
+    return {
+        "edgebert": __version__,
+        "model_files_sha256": model_sha,
+        "profile": {"name": entry.profile_name, "file_sha256": entry.profile_sha256,
+                    "loaded_sha256": entry.profile_fingerprint},
+        "budget": {"latency_ms": entry.latency_ms, "memory_mb": entry.memory_mb},
+        "formats": list(cfg.formats) if cfg.formats else None,
+        "seq_len": cfg.seq_len,
+        "quantize": cfg.quantize,
+        "threads": cfg.threads,
+        "measure": {"local": cfg.measure, "target": entry.target.uri if entry.target else None, "runs": cfg.runs},
+        "toolchain": toolchain,
+    }
+
+
+def cache_key(inputs: dict) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def changed(old: dict | None, new: dict) -> str:
+    if not old:
+        return "built by another edgebert command (no build inputs recorded)"
+    keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    return "inputs changed: " + ", ".join(keys)
+
+
+def mismatches(folder: Path, manifest: dict) -> list[str]:
+    """Files that no longer match what the manifest recorded (missing, size, sha256)."""
+    expected = {a["file"]: (a["size_bytes"], a["sha256"]) for a in manifest.get("artifacts", [])}
+    for rel, sha in ((manifest.get("build") or {}).get("files") or {}).items():
+        expected.setdefault(rel, (None, sha))
+    bad = []
+    for rel, (size, sha) in expected.items():
+        path = folder / rel
+        if not path.is_file():
+            bad.append(f"{rel} is missing")
+        elif size is not None and path.stat().st_size != size:
+            bad.append(f"{rel} size {path.stat().st_size} != {size} in the manifest")
+        elif sha256_file(path) != sha:
+            bad.append(f"{rel} sha256 differs from the manifest")
+    return bad
+
+
+def cached(folder: Path, key: str, inputs: dict) -> tuple[dict | None, str]:
+    """(manifest, why) for a cache hit; (None, why not) otherwise."""
+    if not (folder / MANIFEST).is_file():
+        return None, "not built yet"
+    try:
+        manifest = read_manifest(folder)
+    except OutputError as exc:
+        return None, str(exc)
+    build = manifest.get("build") or {}
+    if build.get("cache_key") != key:
+        return None, changed(build.get("inputs"), inputs)
+    bad = mismatches(folder, manifest)
+    return (None, "changed on disk: " + "; ".join(bad)) if bad else (manifest, "inputs unchanged")
+
+
+def cache_plan(cfg: BuildConfig) -> dict[str, tuple[str, dict]]:
+    model_sha, versions = model_fingerprint(cfg.model), toolchain()
+    return {e.folder: (cache_key(i), i) for e in cfg.entries for i in [cache_inputs(cfg, e, model_sha, versions)]}

@@ -1,0 +1,149 @@
+"""`edgebert export`: a given width/depth, or the selector's pick for a device and budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgebert.bench import local_measurer
+from edgebert.commands.text import fmt
+from edgebert.deploy import DeviceExport, device_export
+from edgebert.errors import UsageError
+from edgebert.export.pipeline import ExportConfig, export
+from edgebert.model.spec import SubnetSpec
+from edgebert.runners import RunnerOptions, parse_target
+from edgebert.select.budget import Budget
+from edgebert.select.profiles import load_profile
+
+__all__ = ["run_export", "export_summary", "format_export_summary"]
+
+
+def _default_out(model: str | None, spec: SubnetSpec) -> str:
+    name = "minilm" if model is None else Path(model).resolve().name
+    return f"out/{name}-w{round(spec.width * 100)}-d{round(spec.depth * 100)}"
+
+
+def run_export(
+    *,
+    model=None,
+    width=None,
+    depth=None,
+    device=None,
+    budget=None,
+    memory=None,
+    target=None,
+    formats=None,
+    quantize=None,
+    seq_len=128,
+    threads=None,
+    out=None,
+    force=False,
+    no_rewire=False,
+    no_measure=False,
+    runs=50,
+    options: RunnerOptions | None = None,
+    progress: bool = True,
+) -> dict:
+    """`edgebert export`: a given --width/--depth, or the sub-network the selector picks for --device."""
+    if device is not None:
+        if width is not None or depth is not None:
+            raise UsageError("give either --width/--depth or --device/--budget, not both (the selector picks the spec)")
+        profile = load_profile(device)
+        req = DeviceExport(
+            profile=profile,
+            budget=Budget.resolve(profile, budget, memory),
+            model=model,
+            formats=formats,
+            quantize=quantize,
+            seq_len=seq_len,
+            threads=threads,
+            out=out,
+            force=force,
+            target=parse_target(target) if target else None,
+            measure=not no_measure,
+            runs=runs,
+            options=options or RunnerOptions(),
+        )
+        manifest, folder = device_export(req, progress=progress)
+        return export_summary(manifest, folder)
+    if budget is not None or memory is not None:
+        raise UsageError("--budget/--memory need --device (the profile whose latency model predicts the budget)")
+    if target is not None:
+        raise UsageError("--target needs --device (use `edgebert bench OUT --target ...` to measure an export)")
+    spec = SubnetSpec(1.0 if width is None else width, 1.0 if depth is None else depth)
+    cfg = ExportConfig(
+        out=out or _default_out(model, spec),
+        model=model,
+        spec=spec,
+        formats=formats or ("onnx", "tflite", "torchscript"),
+        precision=quantize or "fp32",
+        seq_len=seq_len,
+        force=force,
+        rewire=not no_rewire,
+        threads=threads or 1,
+    )
+    measure = None if no_measure else local_measurer(threads=cfg.threads, seq_len=cfg.seq_len, runs=runs)
+    manifest = export(cfg, progress=progress, measure=measure)
+    return export_summary(manifest, cfg.out)
+
+
+def export_summary(manifest: dict, out: str) -> dict:
+    arts = []
+    for a in manifest["artifacts"]:
+        measured = a["latency"]["measured"]
+        predicted = a["latency"]["predicted"]
+        arts.append(
+            {
+                "file": str(Path(out) / a["file"]),
+                "format": a["format"],
+                "precision": a["precision"],
+                "size_bytes": a["size_bytes"],
+                "sha256": a["sha256"],
+                "parity": {k: a["parity"].get(k) for k in ("max_abs_diff", "min_cosine", "argmax_agreement", "passed")},
+                "latency_ms": {
+                    "measured_p50": measured[-1]["p50_ms"] if measured else None,
+                    "measured_where": measured[-1]["where"] if measured else None,
+                    "predicted_p50": predicted["value"] if predicted else None,
+                    "predicted_source": predicted["source"] if predicted else None,
+                },
+                "notes": a["notes"],
+            }
+        )
+    return {
+        "out": str(out),
+        "manifest": str(Path(out) / "manifest.json"),
+        "spec": manifest["subnet"]["spec"],
+        "parameters": manifest["subnet"]["parameters"],
+        "full_parameters": manifest["subnet"]["full_parameters"],
+        "device": (manifest.get("device") or {}).get("name"),
+        "budget": manifest.get("budget"),
+        "artifacts": arts,
+    }
+
+
+def format_export_summary(s: dict) -> str:
+    spec = s["spec"]
+    lines = [
+        f"exported w{spec['width']:g} d{spec['depth']:g} "
+        f"({s['parameters'] / 1e6:.1f}M of {s['full_parameters'] / 1e6:.1f}M parameters) to {s['out']}",
+    ]
+    if s.get("device"):
+        b = s["budget"]
+        lines.append(
+            f"device {s['device']}: budget {b['latency_ms']:g} ms p50, {b['memory_mb']:g} MB, "
+            f"{b['threads']} threads, seq {b['seq_len']} (report: {s['out']}/report.md)"
+        )
+    lines.append(
+        f"{'file':<18}{'precision':<10}{'size MB':>9}{'max|diff|':>11}{'cosine':>9}"
+        f"{'p50 ms measured':>17}{'p50 ms predicted':>18}  measured where"
+    )
+    for a in s["artifacts"]:
+        lat = a["latency_ms"]
+        lines.append(
+            f"{Path(a['file']).name:<18}{a['precision']:<10}{a['size_bytes'] / 1e6:>9.2f}"
+            f"{fmt(a['parity']['max_abs_diff'], '.2e'):>11}{fmt(a['parity']['min_cosine'], '.5f'):>9}"
+            f"{fmt(lat['measured_p50'], '.2f'):>17}{fmt(lat['predicted_p50'], '.2f'):>18}  {lat['measured_where'] or '-'}"
+        )
+        for note in a["notes"]:
+            lines.append(f"  note: {note}")
+    lines.append(f"manifest: {s['manifest']}")
+    return "\n".join(lines)

@@ -1,0 +1,56 @@
+"""`edgebert train` and `edgebert evaluate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgebert.select.quality import write_table
+from edgebert.train.config import TrainConfig
+from edgebert.train.evaluate import evaluate
+from edgebert.train.recipe import train
+
+__all__ = ["run_train", "run_evaluate", "format_evaluation"]
+
+
+def run_train(values: dict, progress: bool = True) -> Path:
+    """`edgebert train`: the flags are TrainConfig's fields."""
+    return train(TrainConfig(**values), progress=progress)
+
+
+def run_evaluate(
+    *,
+    model,
+    data,
+    split="dev",
+    text_column="text",
+    text_pair_column=None,
+    label_column="label",
+    batch_size=64,
+    seq_len=128,
+    out=None,
+    no_write=False,
+    progress=True,
+) -> tuple[dict, Path | None]:
+    table = evaluate(
+        model,
+        data,
+        split=split,
+        text_column=text_column,
+        text_pair_column=text_pair_column,
+        label_column=label_column,
+        batch_size=batch_size,
+        seq_len=seq_len,
+        progress=progress,
+    )
+    written = None if no_write else write_table(Path(out or model), table)
+    return table, written
+
+
+def format_evaluation(table: dict, written: Path | None) -> str:
+    lines = []
+    for key, e in table.items():
+        extra = f"  nn-agreement {e['nn_agreement']:.3f}" if "nn_agreement" in e else ""
+        lines.append(f"{key:<12} {e['metric']} {e['score']:.4f}{extra}  ({e['data']}, n={e['n']})")
+    if written is not None:
+        lines.append(f"wrote {written}")
+    return "\n".join(lines)

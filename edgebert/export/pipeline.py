@@ -1,0 +1,206 @@
+"""export(config): load → rewire → slice → convert → verify → (measure) → manifest, written atomically."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgebert import __version__
+from edgebert.artifact import PRECISIONS, ArtifactConfig, check_seq_len
+from edgebert.errors import UsageError
+from edgebert.export.atomic import atomic_dir, check_output_dir
+from edgebert.export.manifest import SCHEMA, write_manifest
+from edgebert.export.verify import check, verify
+from edgebert.hashing import now_iso, sha256_file
+from edgebert.model.bert import Bert
+from edgebert.model.loaded import Loaded, load, weights_sha256
+from edgebert.model.slicing import slice_model
+from edgebert.model.spec import SubnetSpec
+from edgebert.model.tokenizer import copy_tokenizer_files
+from edgebert.registry import CONVERTERS
+
+__all__ = ["ExportConfig", "export", "validate_config", "convert_and_verify", "base_manifest", "SUBNET_DIR"]
+
+SUBNET_DIR = "subnet"  # the sliced PyTorch model in edgebert format, kept for re-verification
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    out: str
+    model: str | None = None  # None: the built-in default (packaged MiniLM)
+    spec: SubnetSpec = SubnetSpec()
+    formats: tuple[str, ...] = ("onnx", "tflite", "torchscript")
+    precision: str = "fp32"
+    seq_len: int = 128
+    force: bool = False
+    rewire: bool = True  # rewire a model that has not been rewired yet (no-op at width 1.0)
+    threads: int = 1
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["spec"] = self.spec.to_dict()
+        d["formats"] = list(self.formats)
+        return d
+
+
+def validate_config(cfg: ExportConfig, full: Bert | None = None) -> list:
+    """Check everything checkable before any work starts; returns the converter objects."""
+    max_positions = None if full is None else full.config.max_position_embeddings
+    if full is not None:
+        cfg.spec.check_fits(full.config.heads, full.config.ffn)
+    if not cfg.formats:
+        raise UsageError("no formats given; use --formats with some of: " + ", ".join(CONVERTERS.names()))
+    if len(set(cfg.formats)) != len(cfg.formats):
+        raise UsageError(f"--formats lists a format twice: {','.join(cfg.formats)}")
+    if cfg.precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {cfg.precision!r}; choose from {', '.join(PRECISIONS)}")
+    converters = [CONVERTERS.get(f)() for f in cfg.formats]
+    if max_positions is not None:
+        check_seq_len(cfg.seq_len, max_positions)
+    if cfg.threads < 1:
+        raise UsageError(f"--threads must be >= 1, got {cfg.threads}")
+    check_output_dir(Path(cfg.out), cfg.force)
+    return converters
+
+
+def _artifact_entry(
+    conv, acfg: ArtifactConfig, requested: str, path: Path, facts: dict, parity: dict, notes: list
+) -> dict:
+    return {
+        "file": path.name,
+        "format": conv.name,
+        "precision": acfg.precision,
+        "requested_precision": requested,
+        "seq_len": acfg.seq_len,
+        "dynamic_shapes": bool(conv.dynamic_shapes),
+        "size_bytes": path.stat().st_size,
+        "sha256": sha256_file(path),
+        "inputs": facts.get("inputs", []),
+        "outputs": facts.get("outputs", []),
+        "runtime": {"name": conv.runtime, "version": conv.runtime_version()},
+        "parity": parity,
+        "notes": notes + list(facts.get("notes", [])),
+        "latency": {"predicted": None, "measured": []},
+        "memory": {"predicted": None, "measured": []},
+    }
+
+
+def convert_and_verify(sub: Bert, tokenizer, conv, acfg: ArtifactConfig, folder: Path, threads: int) -> dict:
+    """Convert one artifact, load it in its own runtime, compare with PyTorch. Raises ParityError."""
+
+    requested = acfg.precision
+    precision, note = conv.resolve_precision(requested)
+    acfg = dataclasses.replace(acfg, precision=precision)
+    path = folder / ("model" + conv.suffix)
+    t0 = time.perf_counter()
+    facts = conv.convert(sub, acfg, path) or {}
+    seconds = time.perf_counter() - t0
+    runtime = conv.load(path, threads=threads)
+    parity = verify(sub, runtime, tokenizer, conv, acfg)
+    check(parity, f"{path.name} ({conv.name} {precision})")  # a failing artifact never gets published
+    entry = _artifact_entry(conv, acfg, requested, path, facts, parity, [note] if note else [])
+    entry["conversion_seconds"] = round(seconds, 2)
+    return entry
+
+
+def base_manifest(
+    model_dir: Path, full: Bert, sub: Bert, spec: SubnetSpec, rewiring: dict | None, tok_files: list
+) -> dict:
+
+    c = sub.config
+    return {
+        "schema": SCHEMA,
+        "edgebert_version": __version__,
+        "created_at": now_iso(),
+        "source_model": {
+            "path": str(model_dir.resolve()),
+            "weights_sha256": weights_sha256(model_dir),
+            "task": c.task,
+            "labels": list(c.labels),
+            "hidden_size": c.hidden_size,
+            "layers": full.config.num_layers,
+        },
+        "subnet": {
+            "spec": spec.to_dict(),
+            "heads": list(c.heads),
+            "ffn": list(c.ffn),
+            "source_layers": list(c.source_layers),
+            "parameters": sub.num_parameters(),
+            "full_parameters": full.num_parameters(),
+        },
+        "rewiring": rewiring,
+        "tokenizer": {"files": tok_files},
+        "device": None,
+        "budget": None,
+        "selection": None,
+        "artifacts": [],
+    }
+
+
+def export(
+    cfg: ExportConfig,
+    *,
+    progress: bool = True,
+    loaded: Loaded | None = None,
+    extra_manifest: dict | None = None,
+    measure=None,
+    finish=None,
+) -> dict:
+    """Run the whole export; returns the manifest written to cfg.out/manifest.json.
+
+    `measure(entry, path)` (optional) adds measured figures to an artifact entry, and
+    `finish(folder, manifest)` writes extra files (the report), before the folder is published;
+    `extra_manifest` adds device/budget/selection sections.
+    """
+
+    loaded = loaded or load(cfg.model)
+    converters = validate_config(cfg, loaded.full)
+    bar = _Progress(len(converters) * (2 if measure else 1) + 2, enabled=progress)
+    bar.step("rewire + slice")
+    source, rewiring = loaded.for_slicing(cfg.spec, cfg.rewire, progress)
+    sub = slice_model(source, cfg.spec).eval()
+    with atomic_dir(Path(cfg.out), cfg.force) as tmp:
+        sub.save(tmp / SUBNET_DIR)
+        tok_files = copy_tokenizer_files(loaded.model_dir, tmp)
+        manifest = base_manifest(loaded.model_dir, loaded.full, sub, cfg.spec, rewiring, tok_files)
+        manifest.update(extra_manifest or {})
+        for conv in converters:
+            bar.step(f"{conv.name} {cfg.precision}: convert + verify")
+            entry = convert_and_verify(
+                sub, loaded.tokenizer, conv, ArtifactConfig(conv.name, cfg.precision, cfg.seq_len), tmp, cfg.threads
+            )
+            if measure is not None:
+                bar.step(f"{conv.name}: measure")
+                measure(entry, tmp / entry["file"])
+            manifest["artifacts"].append(entry)
+        bar.step("manifest")
+        if finish is not None:
+            finish(tmp, manifest)
+        write_manifest(tmp, manifest)
+    bar.close()
+    return manifest
+
+
+class _Progress:
+    """A stage-level tqdm bar on stderr (conversions take seconds to minutes each)."""
+
+    def __init__(self, total: int, enabled: bool):
+        self._bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc="export", unit="stage", leave=False)
+        self._started = False
+
+    def step(self, what: str):
+        if self._bar is not None:
+            if self._started:
+                self._bar.update(1)
+            self._started = True
+            self._bar.set_postfix_str(what)
+
+    def close(self):
+        if self._bar is not None:
+            self._bar.close()

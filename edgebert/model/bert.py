@@ -1,0 +1,309 @@
+"""edgebert's BERT: one readable file.
+
+Encoder layers may differ from each other in attention-head count and FFN width, which is
+what a sliced DynaBERT sub-network looks like. `from_pretrained` maps a Hugging Face BERT
+checkpoint onto these modules; `save`/`load` keep edgebert's own format (config JSON +
+safetensors), which also holds sliced shapes that transformers cannot load.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edgebert.errors import ModelError
+from edgebert.model.config import FORMAT_VERSION, BertConfig
+
+__all__ = ["BertConfig", "Bert", "load_model", "is_edgebert_dir", "CONFIG_FILE", "WEIGHTS_FILE"]
+
+CONFIG_FILE = "edgebert_config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+class Embeddings(nn.Module):
+    def __init__(self, c: BertConfig):
+        super().__init__()
+        self.word = nn.Embedding(c.vocab_size, c.hidden_size, padding_idx=c.pad_token_id)
+        self.position = nn.Embedding(c.max_position_embeddings, c.hidden_size)
+        self.token_type = nn.Embedding(max(c.type_vocab_size, 1), c.hidden_size)
+        self.norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.drop = nn.Dropout(c.hidden_dropout)
+
+    def forward(self, input_ids, token_type_ids):
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
+        x = self.word(input_ids) + self.position(positions) + self.token_type(token_type_ids)
+        return self.drop(self.norm(x))
+
+
+class Attention(nn.Module):
+    def __init__(self, c: BertConfig, heads: int):
+        super().__init__()
+        self.heads, self.head_dim = heads, c.head_dim
+        inner = heads * c.head_dim
+        self.query = nn.Linear(c.hidden_size, inner)
+        self.key = nn.Linear(c.hidden_size, inner)
+        self.value = nn.Linear(c.hidden_size, inner)
+        self.out = nn.Linear(inner, c.hidden_size)
+        self.norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.drop_attn = nn.Dropout(c.attention_dropout)
+        self.drop = nn.Dropout(c.hidden_dropout)
+
+    def _split(self, t, heads: int):
+        b, s, _ = t.shape
+        return t.view(b, s, heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, x, mask_bias, head_mask=None, heads: int | None = None):
+        """heads=None: every head (the plain module that gets exported). heads=n: the first n heads,
+        computed on views of the shared weights (dynamic training: gradients land on this module)."""
+        if heads is None:
+            heads = self.heads
+            q, k, v, out = self.query(x), self.key(x), self.value(x), self.out
+        else:
+            inner = heads * self.head_dim
+            q, k, v = (F.linear(x, lin.weight[:inner], lin.bias[:inner]) for lin in (self.query, self.key, self.value))
+            out = lambda c: F.linear(c, self.out.weight[:, :inner], self.out.bias)  # noqa: E731
+        b, s, _ = x.shape
+        q, k, v = self._split(q, heads), self._split(k, heads), self._split(v, heads)
+        scores = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim)) + mask_bias
+        probs = self.drop_attn(torch.softmax(scores, dim=-1))
+        if head_mask is not None:  # used by rewiring to take d(loss)/d(head)
+            probs = probs * head_mask.view(1, -1, 1, 1)
+        ctx = torch.matmul(probs, v).transpose(1, 2).reshape(b, s, heads * self.head_dim)
+        return self.norm(x + self.drop(out(ctx)))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, c: BertConfig, width: int):
+        super().__init__()
+        self.up = nn.Linear(c.hidden_size, width)
+        self.down = nn.Linear(width, c.hidden_size)
+        self.norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
+        self.drop = nn.Dropout(c.hidden_dropout)
+
+    def forward(self, x, width: int | None = None):
+        """width=None: every neuron; width=n: the first n, on views of the shared weights (dynamic training)."""
+        if width is None:
+            return self.norm(x + self.drop(self.down(F.gelu(self.up(x)))))
+        h = F.gelu(F.linear(x, self.up.weight[:width], self.up.bias[:width]))
+        return self.norm(x + self.drop(F.linear(h, self.down.weight[:, :width], self.down.bias)))
+
+
+class Layer(nn.Module):
+    def __init__(self, c: BertConfig, heads: int, ffn: int):
+        super().__init__()
+        self.attention = Attention(c, heads)
+        self.ffn = FeedForward(c, ffn)
+
+    def forward(self, x, mask_bias, head_mask=None, heads: int | None = None, width: int | None = None):
+        return self.ffn(self.attention(x, mask_bias, head_mask, heads), width)
+
+
+class ClassifierHead(nn.Module):
+    def __init__(self, c: BertConfig):
+        super().__init__()
+        self.pooler = nn.Linear(c.hidden_size, c.hidden_size)
+        self.drop = nn.Dropout(c.hidden_dropout)
+        self.classifier = nn.Linear(c.hidden_size, c.num_labels)
+
+    def forward(self, hidden):
+        return self.classifier(self.drop(torch.tanh(self.pooler(hidden[:, 0]))))
+
+
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    m = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+
+class Bert(nn.Module):
+    """forward(input_ids, attention_mask, token_type_ids=None) -> embeddings [B, H] or logits [B, L]."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.embeddings = Embeddings(config)
+        self.layers = nn.ModuleList(Layer(config, h, f) for h, f in zip(config.heads, config.ffn))
+        self.head = ClassifierHead(config) if config.task == "classification" else None
+
+    @property
+    def output_name(self) -> str:
+        return "logits" if self.config.task == "classification" else "embeddings"
+
+    def encode(self, input_ids, attention_mask=None, token_type_ids=None, head_mask=None, layers=None):
+        """Hidden states after the embeddings and after every layer (list of [B, S, H])."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        x = self.embeddings(input_ids, token_type_ids)
+        bias = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
+        states = [x]
+        for i, layer in enumerate(self.layers if layers is None else layers):
+            x = layer(x, bias, None if head_mask is None else head_mask[i])
+            states.append(x)
+        return states
+
+    def pool(self, hidden, attention_mask):
+        if self.head is not None:
+            return self.head(hidden)
+        return mean_pool(hidden, attention_mask)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None):
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        return self.pool(self.encode(input_ids, attention_mask, token_type_ids)[-1], attention_mask)
+
+    def save(self, directory: str | Path) -> None:
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        # One metadata key: safetensors writes several in random order, which breaks byte-identical builds.
+        save_file(tensors, str(directory / WEIGHTS_FILE), metadata={"format": f"edgebert/{FORMAT_VERSION}"})
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+# ---- loading ---------------------------------------------------------------------------
+
+_HF_LAYER = {
+    "attention.self.query": "attention.query",
+    "attention.self.key": "attention.key",
+    "attention.self.value": "attention.value",
+    "attention.output.dense": "attention.out",
+    "attention.output.LayerNorm": "attention.norm",
+    "intermediate.dense": "ffn.up",
+    "output.dense": "ffn.down",
+    "output.LayerNorm": "ffn.norm",
+}
+_HF_TOP = {
+    "embeddings.word_embeddings": "embeddings.word",
+    "embeddings.position_embeddings": "embeddings.position",
+    "embeddings.token_type_embeddings": "embeddings.token_type",
+    "embeddings.LayerNorm": "embeddings.norm",
+    "pooler.dense": "head.pooler",
+    "classifier": "head.classifier",
+}
+
+
+def _hf_name(name: str) -> str | None:
+    """Map a transformers BERT parameter name onto ours (None: not used by edgebert)."""
+    for prefix in ("bert.", "model."):
+        if name.startswith(prefix):
+            name = name[len(prefix) :]
+    name = name.replace(".gamma", ".weight").replace(".beta", ".bias")
+    if name.startswith("encoder.layer."):
+        _, _, idx, rest = name.split(".", 3)
+        for hf, ours in _HF_LAYER.items():
+            if rest.startswith(hf + "."):
+                return f"layers.{idx}.{ours}{rest[len(hf) :]}"
+        return None
+    for hf, ours in _HF_TOP.items():
+        if name.startswith(hf + "."):
+            return ours + name[len(hf) :]
+    return None
+
+
+def _read_weights(directory: Path) -> dict[str, torch.Tensor]:
+    st, binf = directory / "model.safetensors", directory / "pytorch_model.bin"
+    try:
+        if st.exists():
+            from safetensors.torch import load_file
+
+            return load_file(str(st))
+        if binf.exists():
+            return torch.load(str(binf), map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated or corrupt files surface here in many forms
+        path = st if st.exists() else binf
+        raise ModelError(
+            f"cannot read weights {path}: {type(exc).__name__}: {str(exc)[:200]}. "
+            "The file looks corrupt or truncated; re-download or re-save the model."
+        ) from None
+    raise ModelError(f"{directory} has no weights: expected model.safetensors or pytorch_model.bin")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read {path}: {exc}") from None
+
+
+def is_edgebert_dir(directory: Path) -> bool:
+    return (Path(directory) / CONFIG_FILE).exists()
+
+
+def _check_dir(directory: Path) -> Path:
+    directory = Path(directory)
+    if not directory.exists():
+        raise ModelError(f"model directory {directory} does not exist; pass --model with a BERT checkpoint folder")
+    if not directory.is_dir():
+        raise ModelError(f"{directory} is not a directory; --model takes a folder with config.json and weights")
+    if not (directory / "config.json").exists() and not is_edgebert_dir(directory):
+        raise ModelError(f"{directory} has no config.json (nor {CONFIG_FILE}); it is not a BERT checkpoint folder")
+    return directory
+
+
+def _load_state(model: Bert, state: dict[str, torch.Tensor], source: Path) -> Bert:
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    if missing:
+        raise ModelError(
+            f"{source}: weights are missing {len(missing)} tensors (first: {missing[0]}); is this a BERT checkpoint?"
+        )
+    for k, v in own.items():
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise ModelError(f"{source}: tensor {k} has shape {tuple(state[k].shape)}, config says {tuple(v.shape)}")
+    model.load_state_dict({k: state[k].float() for k in own}, strict=True)
+    return model.eval()
+
+
+def from_pretrained(directory: str | Path) -> Bert:
+    """Load a transformers BERT checkpoint folder (config.json + safetensors/bin) offline."""
+    directory = _check_dir(Path(directory))
+    hf = _read_json(directory / "config.json")
+    model_type = hf.get("model_type")
+    if model_type != "bert":
+        raise ModelError(
+            f"{directory} holds a {model_type!r} model, not BERT; edgebert supports model_type 'bert' checkpoints"
+        )
+    config = BertConfig.from_hf(hf)
+    raw = _read_weights(directory)
+    state = {}
+    for name, tensor in raw.items():
+        ours = _hf_name(name)
+        if ours is not None:
+            state[ours] = tensor
+    model = Bert(config)
+    if config.task == "embedding":
+        # Keep the pretrained pooler out of the model: sentence encoders mean-pool.
+        state = {k: v for k, v in state.items() if not k.startswith("head.")}
+    return _load_state(model, state, directory)
+
+
+def load_model(directory: str | Path) -> Bert:
+    """Load edgebert's own format (possibly sliced), or a transformers BERT checkpoint."""
+    directory = _check_dir(Path(directory))
+    if not is_edgebert_dir(directory):
+        return from_pretrained(directory)
+    config = BertConfig.from_dict(_read_json(directory / CONFIG_FILE))
+    state = _read_weights(directory)
+    return _load_state(Bert(config), state, directory)
+
+
+def with_task_head(model: Bert, labels: tuple[str, ...]) -> Bert:
+    """A copy of `model` with a fresh classification head (for fine-tuning a sentence encoder)."""
+    config = replace(model.config, task="classification", num_labels=len(labels), labels=tuple(labels))
+    new = Bert(config)
+    own = new.state_dict()
+    own.update({k: v for k, v in model.state_dict().items() if not k.startswith("head.")})
+    new.load_state_dict(own)
+    return new

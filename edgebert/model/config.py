@@ -1,0 +1,102 @@
+"""BertConfig: the shape of a BERT (per-layer heads and FFN widths) and its task, without weights or torch.
+
+Everything that reasons about a model's size (costs, the selector, profiles) needs only this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from edgebert.errors import ModelError
+
+__all__ = ["BertConfig", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BertConfig:
+    vocab_size: int
+    hidden_size: int
+    heads: tuple[int, ...]  # attention heads kept in each layer
+    ffn: tuple[int, ...]  # FFN (intermediate) width of each layer
+    head_dim: int
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    hidden_dropout: float = 0.1
+    attention_dropout: float = 0.1
+    pad_token_id: int = 0
+    # "embedding": mean-pooled sentence embedding; "classification": pooler + classifier
+    task: str = "embedding"
+    num_labels: int = 0
+    labels: tuple[str, ...] = ()
+    # Which layers of the original model each kept layer came from (provenance of a slice).
+    source_layers: tuple[int, ...] = ()
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "heads", tuple(int(h) for h in self.heads))
+        object.__setattr__(self, "ffn", tuple(int(n) for n in self.ffn))
+        object.__setattr__(self, "labels", tuple(self.labels))
+        if not self.source_layers:
+            object.__setattr__(self, "source_layers", tuple(range(len(self.heads))))
+        object.__setattr__(self, "source_layers", tuple(int(i) for i in self.source_layers))
+        if len(self.heads) != len(self.ffn) or not self.heads:
+            raise ModelError(f"config needs one head count and one FFN width per layer, got {self.heads} / {self.ffn}")
+        if self.task not in ("embedding", "classification"):
+            raise ModelError(f"unknown task {self.task!r}: expected 'embedding' or 'classification'")
+        if self.task == "classification" and self.num_labels < 1:
+            raise ModelError("a classification config needs num_labels >= 1")
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.heads)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["format_version"] = FORMAT_VERSION
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BertConfig":
+        d = dict(d)
+        d.pop("format_version", None)
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    @classmethod
+    def from_hf(cls, hf: dict) -> "BertConfig":
+        n_heads, n_layers = hf["num_attention_heads"], hf["num_hidden_layers"]
+        hidden = hf["hidden_size"]
+        if hidden % n_heads:
+            raise ModelError(f"hidden_size {hidden} is not divisible by num_attention_heads {n_heads}")
+        act = hf.get("hidden_act", "gelu")
+        if act != "gelu":
+            raise ModelError(f"hidden_act {act!r} is not supported (edgebert implements BERT's exact 'gelu')")
+        if hf.get("position_embedding_type", "absolute") != "absolute":
+            raise ModelError("only absolute position embeddings are supported")
+        id2label = hf.get("id2label") or {}
+        archs = hf.get("architectures") or []
+        is_cls = any("SequenceClassification" in a for a in archs)
+        labels = tuple(id2label[k] for k in sorted(id2label, key=int)) if is_cls else ()
+        if is_cls and not labels:
+            # transformers 5 leaves the default id2label (LABEL_0..) out of config.json; its
+            # default is 2 labels. A mismatch with the classifier's weights is reported at load.
+            labels = tuple(f"LABEL_{i}" for i in range(int(hf.get("num_labels") or 2)))
+        return cls(
+            vocab_size=hf["vocab_size"],
+            hidden_size=hidden,
+            heads=(n_heads,) * n_layers,
+            ffn=(hf["intermediate_size"],) * n_layers,
+            head_dim=hidden // n_heads,
+            max_position_embeddings=hf.get("max_position_embeddings", 512),
+            type_vocab_size=hf.get("type_vocab_size", 2),
+            layer_norm_eps=hf.get("layer_norm_eps", 1e-12),
+            hidden_dropout=hf.get("hidden_dropout_prob", 0.1),
+            attention_dropout=hf.get("attention_probs_dropout_prob", 0.1),
+            pad_token_id=hf.get("pad_token_id", 0) or 0,
+            task="classification" if is_cls else "embedding",
+            num_labels=len(labels) if is_cls else 0,
+            labels=labels,
+        )

@@ -1,0 +1,52 @@
+"""slice(model, spec): a new, plain, smaller Bert whose tensors really have the smaller shapes.
+
+Run after rewiring, so the first heads/neurons of each layer are the important ones.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from edgebert.model.bert import Bert
+from edgebert.model.spec import SubnetSpec, kept_layers, subnet_config
+
+__all__ = ["slice_model"]
+
+
+def _take(linear: nn.Linear, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None) -> dict:
+    w, b = linear.weight.detach(), linear.bias.detach()
+    if rows is not None:
+        w, b = w[rows], b[rows]
+    if cols is not None:
+        w = w[:, cols]
+    return {"weight": w.clone(), "bias": b.clone()}
+
+
+def slice_model(model: Bert, spec: SubnetSpec) -> Bert:
+    c = model.config
+    config = subnet_config(c, spec)  # checks that spec fits
+    layers = kept_layers(spec.depth, c.num_layers)
+    heads, ffn = config.heads, config.ffn
+    new = Bert(config)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith("layers.")}
+    for new_i, old_i in enumerate(layers):
+        old = model.layers[old_i]
+        rows = torch.arange(heads[new_i] * c.head_dim)
+        neurons = torch.arange(ffn[new_i])
+        parts = {
+            "attention.query": _take(old.attention.query, rows=rows),
+            "attention.key": _take(old.attention.key, rows=rows),
+            "attention.value": _take(old.attention.value, rows=rows),
+            "attention.out": _take(old.attention.out, cols=rows),
+            "ffn.up": _take(old.ffn.up, rows=neurons),
+            "ffn.down": _take(old.ffn.down, cols=neurons),
+        }
+        for part, tensors in parts.items():
+            for name, t in tensors.items():
+                state[f"layers.{new_i}.{part}.{name}"] = t
+        for norm in ("attention.norm", "ffn.norm"):
+            for name, t in old.get_submodule(norm).state_dict().items():
+                state[f"layers.{new_i}.{norm}.{name}"] = t.detach().clone()
+    new.load_state_dict(state, strict=True)
+    return new.train(model.training)

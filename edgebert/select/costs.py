@@ -1,0 +1,123 @@
+"""What a sub-network costs to run, from its BertConfig alone (no weights): batch 1, one sequence length.
+
+These are the features the latency and memory models are fitted on: multiply-accumulates per part,
+weight bytes per precision and format, and the size of the largest set of live activations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from edgebert.model.config import BertConfig
+from edgebert.model.spec import SubnetSpec, subnet_config
+from edgebert.registry import CONVERTERS
+
+__all__ = ["Costs", "costs"]
+
+_BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Costs of one forward pass (batch 1, `seq_len` tokens). MACs are multiply-accumulates."""
+
+    seq_len: int
+    layers: int
+    hidden: int
+    qkv_macs: int  # query/key/value projections
+    out_macs: int  # attention output projection
+    ffn_macs: int  # FFN up and down
+    attention_macs: int  # Q·Kᵀ and probs·V: grows with seq_len², not with the weights
+    head_macs: int  # pooler + classifier (0 for sentence encoders)
+    embedding_params: int  # word/position/token-type tables: gathered, not multiplied
+    matrix_params: int  # weight matrices of layers and head (what int8 quantizes)
+    vector_params: int  # biases and LayerNorm scales, kept fp32 by every converter
+    matrix_rows: int  # output channels of all matrices: one fp32 scale each when per-channel int8
+    activation_elems: int  # largest set of tensors alive at once, in elements
+
+    @property
+    def linear_macs(self) -> int:
+        return self.qkv_macs + self.out_macs + self.ffn_macs + self.head_macs
+
+    @property
+    def total_macs(self) -> int:
+        return self.linear_macs + self.attention_macs
+
+    @property
+    def params(self) -> int:
+        return self.embedding_params + self.matrix_params + self.vector_params
+
+    def weight_parts(self, precision: str, fmt: str | None = None, runtime: bool = False) -> tuple[int, int]:
+        """(bytes of matrices, biases and norms; bytes of embedding tables) at `precision` in `fmt`.
+
+        Apart because runtimes treat them apart: LiteRT reads the tables from its memory-mapped
+        file and only the rows a text gathers become resident; matrices get packed copies.
+        runtime=True: the precision the runtime holds in memory (the converter's runtime_weight_precision).
+        """
+        conv = CONVERTERS.get(fmt) if fmt is not None else None
+        if runtime and conv is not None:
+            precision = conv.runtime_weight_precision.get(precision, precision)
+        size = _BYTES[precision]
+        if precision == "int8":
+            quantized_tables = bool(conv and conv.quantizes_embeddings)
+            tables = self.embedding_params * (1 if quantized_tables else 4)
+            tables += 4 * (self.embedding_params // self.hidden) if quantized_tables else 0  # one scale per row
+            return self.matrix_params + 4 * self.matrix_rows + 4 * self.vector_params, tables
+        return size * (self.matrix_params + self.vector_params), size * self.embedding_params
+
+    def weight_bytes(self, precision: str, fmt: str | None = None, runtime: bool = False) -> int:
+        """Bytes of weights stored at `precision` by format `fmt` (runtime=True: as held in memory)."""
+        return sum(self.weight_parts(precision, fmt, runtime))
+
+    def activation_bytes(self) -> int:
+        return 4 * self.activation_elems  # every runtime here keeps activations in fp32
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["linear_macs"], d["total_macs"] = self.linear_macs, self.total_macs
+        return d
+
+
+def costs(config: BertConfig, seq_len: int, spec: SubnetSpec | None = None) -> Costs:
+    """Costs of `config` (or of its sub-network `spec`) at `seq_len` tokens."""
+    if spec is not None:
+        config = subnet_config(config, spec)
+    s, h, d = seq_len, config.hidden_size, config.head_dim
+    qkv = out = ffn = attn = 0
+    matrix = rows = vectors = 0
+    peak = 0
+    for heads, width in zip(config.heads, config.ffn):
+        inner = heads * d
+        qkv += 3 * s * h * inner
+        out += s * inner * h
+        ffn += 2 * s * h * width
+        attn += 2 * s * s * inner  # scores (s×s per head, over d) and context (s×d per head, over s)
+        matrix += 4 * h * inner + 2 * h * width
+        rows += 3 * inner + h + width + h
+        vectors += 3 * inner + h + 2 * h + width + h + 2 * h
+        # Live at the widest point of each block: input + residual, q/k/v and two s×s maps per
+        # head in attention; input + residual and the FFN's pre- and post-GELU tensors in the FFN.
+        peak = max(peak, 2 * s * h + 4 * s * inner + 2 * heads * s * s, 2 * s * h + 2 * s * width)
+    head = 0
+    if config.task == "classification":
+        head = h * h + h * config.num_labels
+        matrix += head
+        rows += h + config.num_labels
+        vectors += h + config.num_labels
+    embeddings = (config.vocab_size + config.max_position_embeddings + max(config.type_vocab_size, 1)) * h
+    vectors += 2 * h  # embedding LayerNorm
+    return Costs(
+        seq_len=s,
+        layers=config.num_layers,
+        hidden=h,
+        qkv_macs=qkv,
+        out_macs=out,
+        ffn_macs=ffn,
+        attention_macs=attn,
+        head_macs=head,
+        embedding_params=embeddings,
+        matrix_params=matrix,
+        vector_params=vectors,
+        matrix_rows=rows,
+        activation_elems=peak + s * h,
+    )

@@ -1,0 +1,80 @@
+"""TrainConfig: one `edgebert train` run, checked on construction, saved beside the model as JSON."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from edgebert.errors import UsageError
+from edgebert.model.spec import DEPTHS, WIDTHS, SubnetSpec
+
+__all__ = ["TrainConfig", "TASKS", "TRAIN_CONFIG_FILE"]
+
+TASKS = ("classification", "embedding")
+CONFIG_VERSION = 1
+TRAIN_CONFIG_FILE = "train_config.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: str
+    out: str
+    model: str | None = None  # None: the packaged MiniLM
+    eval: str | None = None  # None: the built-in set's dev split, or a hash split of --data
+    task: str = "classification"
+    text_column: str = "text"
+    text_pair_column: str | None = None
+    label_column: str = "label"
+    # Defaults: the recipe measured on MiniLM / Rotten Tomatoes (README): one epoch per stage at 5e-5
+    # left the smallest depth far behind (w0.5-d0.5 at 75% of the teacher), ~2 epochs at 1e-4 kept 99%.
+    epochs: float = 2.0  # per stage
+    max_steps: int | None = None  # per stage; caps epochs
+    teacher_max_steps: int | None = None  # fine-tuning the teacher usually deserves more (default: max_steps)
+    batch_size: int = 32
+    seq_len: int = 128
+    lr: float = 1e-4
+    warmup: float = 0.1  # share of a stage's steps
+    weight_decay: float = 0.01
+    width_hidden_weight: float = 0.1  # DynaBERT: 0.1 in the width stage, 1.0 in the depth stage
+    widths: tuple[float, ...] = WIDTHS
+    depths: tuple[float, ...] = DEPTHS
+    rewire_texts: int = 1024
+    seed: int = 0
+    checkpoint_every: int = 100
+    keep_teacher: bool = False  # also save the teacher in OUT/teacher (benchmarks compare against it)
+    resume: bool = False
+    force: bool = False
+    version: int = CONFIG_VERSION
+
+    def __post_init__(self):
+        object.__setattr__(self, "widths", tuple(float(w) for w in self.widths))
+        object.__setattr__(self, "depths", tuple(float(d) for d in self.depths))
+        if self.task not in TASKS:
+            raise UsageError(f"--task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        for name in ("batch_size", "seq_len", "checkpoint_every", "rewire_texts"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
+        for name in ("max_steps", "teacher_max_steps"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
+        if self.epochs <= 0 or self.lr <= 0:
+            raise UsageError("--epochs and --lr must be > 0")
+        for w in self.widths + self.depths:
+            SubnetSpec(w, 1.0)  # range check with the spec's own message
+        if 1.0 not in self.widths or 1.0 not in self.depths:
+            raise UsageError("--widths and --depths must include 1.0 (the full model is the depth stage's teacher)")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["widths"], d["depths"] = list(self.widths), list(self.depths)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        if d.get("version", CONFIG_VERSION) != CONFIG_VERSION:
+            raise UsageError(f"train config version {d.get('version')} is not supported (expected {CONFIG_VERSION})")
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def run_identity(self) -> dict:
+        """What must match for --resume to continue a run (not how it is launched)."""
+        return {k: v for k, v in self.to_dict().items() if k not in ("resume", "force", "checkpoint_every")}

@@ -1,0 +1,81 @@
+"""What each training stage optimises: the losses and one optimizer step's worth of gradients.
+
+teacher: cross-entropy on the labels. width (DynaBERT_W): every width at full depth against
+the fixed full model, soft cross-entropy on the outputs + `width_hidden_weight` x MSE on hidden
+states. depth (DynaBERT): every width x depth against the width-adaptive model at the same width,
+hidden states matched at the kept layers. `--task embedding` swaps the soft cross-entropy for
+cosine + MSE on sentence embeddings. Gradients of all sub-networks accumulate before the step.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from edgebert.model.dynamic import dynamic_forward
+from edgebert.model.spec import SubnetSpec
+
+__all__ = ["teacher_step", "width_step", "depth_step"]
+
+
+def _soft_ce(student_logits, teacher_logits):
+    return -(F.softmax(teacher_logits, -1) * F.log_softmax(student_logits, -1)).sum(-1).mean()
+
+
+def _output_loss(task, student_out, teacher_out):
+    if task == "classification":
+        return _soft_ce(student_out, teacher_out)
+    # direction is what retrieval uses; MSE keeps the scale honest for unnormalised users
+    return (1 - F.cosine_similarity(student_out, teacher_out, dim=-1)).mean() + F.mse_loss(student_out, teacher_out)
+
+
+def _hidden_loss(states, layers, teacher_states):
+    """MSE at the embedding output and after each kept layer, against the teacher at the same layer."""
+    pairs = [(states[0], teacher_states[0])] + [(s, teacher_states[i + 1]) for s, i in zip(states[1:], layers)]
+    return sum(F.mse_loss(s, t) for s, t in pairs)
+
+
+def teacher_step(cfg, acc):
+    def step(student, teacher, batch):
+        loss = F.cross_entropy(
+            student(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]), batch["labels"]
+        )
+        acc.backward(loss)
+        return loss.item()
+
+    return step
+
+
+def width_step(cfg, acc):
+    """All widths at full depth against the fixed full teacher; gradients accumulate over widths."""
+
+    def step(student, teacher, batch):
+        with torch.no_grad():
+            t_out, t_states, _ = dynamic_forward(teacher, batch, SubnetSpec(1.0, 1.0))
+        total = 0.0
+        for w in cfg.widths:
+            out, states, layers = dynamic_forward(student, batch, SubnetSpec(w, 1.0))
+            loss = _output_loss(cfg.task, out, t_out) + cfg.width_hidden_weight * _hidden_loss(states, layers, t_states)
+            acc.backward(loss)
+            total += loss.item()
+        return total / len(cfg.widths)
+
+    return step
+
+
+def depth_step(cfg, acc):
+    """Every width × depth; the teacher is the width-adaptive model at the same width, full depth."""
+
+    def step(student, teacher, batch):
+        total, n = 0.0, 0
+        for w in cfg.widths:
+            with torch.no_grad():
+                t_out, t_states, _ = dynamic_forward(teacher, batch, SubnetSpec(w, 1.0))
+            for d in cfg.depths:
+                out, states, layers = dynamic_forward(student, batch, SubnetSpec(w, d))
+                loss = _output_loss(cfg.task, out, t_out) + _hidden_loss(states, layers, t_states)
+                acc.backward(loss)
+                total, n = total + loss.item(), n + 1
+        return total / n
+
+    return step
