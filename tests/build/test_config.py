@@ -110,7 +110,7 @@ def test_missing_config_file(tmp_path):
 
 
 def test_examples_config_is_valid():
-    cfg = load_build_config(Path(__file__).resolve().parent.parent / "examples" / "edgebert.toml")
+    cfg = load_build_config(Path(__file__).resolve().parents[2] / "examples" / "edgebert.toml")
     assert {e.profile_name for e in cfg.entries} == {"pixel6", "galaxy-s23", "raspberry-pi-4", "raspberry-pi-5"}
 
 

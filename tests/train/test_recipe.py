@@ -200,7 +200,7 @@ def test_ctrl_c_checkpoints_and_exits_130(setup):
         "--checkpoint-every",
         "3",
     ]
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True)
     first = tmp_path / ".o.train" / "checkpoint" / "progress.json"
     deadline = time.time() + 120
