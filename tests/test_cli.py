@@ -115,3 +115,21 @@ def test_missing_extra_message(tiny_model_dir, tmp_path, monkeypatch, capsys):
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "export" in capsys.readouterr().out
+
+
+def test_every_command_documents_its_exit_codes():
+    """Through click's own test runner: each command's --help ends with the exit-code table."""
+    from click.testing import CliRunner
+
+    from edgebert.cli import cli
+
+    runner = CliRunner()
+    for command in cli.commands:
+        r = runner.invoke(cli, [command, "--help"])
+        assert r.exit_code == 0, (command, r.output)
+        assert "exit codes:" in r.output and "130" in r.output and "143" in r.output, command
+
+
+def test_python_m_edgebert_train_is_the_train_command():
+    r = subprocess.run([sys.executable, "-m", "edgebert.train", "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "--checkpoint-every" in r.stdout and "exit codes" in r.stdout
