@@ -168,7 +168,9 @@ def bench(as_json, **kw):
 
 @cli.command(epilog=_epilog())
 @click.option("--device", required=True, help="profile name or .yaml path to calibrate")
-@click.option("--target", default="local", show_default=True, help="local | ssh://[user@]host[:port] | adb://[serial]")
+@click.option(
+    "--target", help="local | ssh://[user@]host[:port] | adb://[serial] (required unless the device is this machine)"
+)
 @click.option("--model", help="model folder (default: packaged MiniLM)")
 @click.option(
     "--formats", callback=_formats, help=f"formats to calibrate ({_FORMATS_HELP}; default: the profile's first)"
@@ -177,7 +179,8 @@ def bench(as_json, **kw):
 @click.option("--seq-len", type=int, default=128, show_default=True)
 @click.option("--threads", type=int, help="threads (default: the profile's)")
 @click.option("--runs", type=int, default=50, show_default=True, help="timed runs per measurement")
-@click.option("--out", help="override file to write (default: ~/.config/edgebert/profiles/DEVICE.yaml)")
+@click.option("--out", help="write a complete profile here (default: an override in ~/.config/edgebert/profiles/)")
+@click.option("--force", is_flag=True, help="calibrate even if the target reports a model the profile does not list")
 @_runner_flags
 @click.option("--json", "as_json", is_flag=True)
 def calibrate(as_json, **kw):

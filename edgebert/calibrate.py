@@ -20,6 +20,7 @@ from edgebert.model.slicing import slice_model
 from edgebert.model.spec import SubnetSpec
 from edgebert.registry import CONVERTERS
 from edgebert.runners import BenchConfig, RunnerOptions, Target, run_bench
+from edgebert.runners.results import model_warning
 from edgebert.select.costs import costs
 from edgebert.select.latency import Measurement, fit
 from edgebert.select.profiles import DeviceProfile, config_dir
@@ -57,6 +58,7 @@ class CalibrateRequest:
     runs: int = 30
     out: str | None = None  # default: <config dir>/profiles/<device>.yaml
     options: RunnerOptions = RunnerOptions()  # the profile fills in what is not set
+    force: bool = False  # calibrate even when the target reports a model the profile was not made for
 
 
 def _plan(req: CalibrateRequest, profile) -> list[tuple[str, str]]:
@@ -114,6 +116,8 @@ def _measure_all(req, profile, model, plan, threads, progress) -> list:
             conv.convert(slice_model(model, spec).eval(), ArtifactConfig(fmt, prec, ns[0]), path)
             for n in ns:
                 r = run_bench(req.target, path, BenchConfig(threads=threads, runs=req.runs, seq_len=n), req.options)
+                if not out:
+                    _check_device(req, profile, r.device)  # before minutes more of measuring the wrong device
                 out.append((Measurement(costs(model.config, n, spec), fmt, prec, threads, r.p50_ms, label=spec.key), r))
             path.unlink()
     return out
@@ -185,6 +189,16 @@ def _write_override(path: Path, profile, model, target_desc: str, full: bool) ->
     tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
     os.replace(tmp, path)
     return path
+
+
+def _check_device(req: CalibrateRequest, profile: DeviceProfile, device: str) -> None:
+    """An override says "this is how fast DEVICE is": refuse to write another device's speed under its name."""
+    why = model_warning(device, profile.device_models)
+    if why and not req.force and not req.out:
+        raise UsageError(
+            f"{why}; calibrating would write its speed as {profile.name}'s. Point --target at a {profile.name}, "
+            f"write a profile of its own with --out FILE, or pass --force if it is a variant the profile does not list"
+        )
 
 
 def calibrate(req: CalibrateRequest, progress: bool = True) -> dict:

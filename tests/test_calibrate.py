@@ -93,3 +93,33 @@ def test_calibrate_out_file_is_a_full_profile(tiny_model_dir, tmp_path, capsys):
 def test_calibrate_bad_target(tiny_model_dir, capsys):
     code = main(["calibrate", "--device", "host", "--target", "ftp://x", "--model", str(tiny_model_dir)])
     assert code == 2 and "ssh://" in capsys.readouterr().err
+
+
+def test_a_phone_is_not_calibrated_on_this_machine(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    """Without --target, or on a target that reports another model, a phone's override is never written."""
+    monkeypatch.setenv("EDGEBERT_CONFIG_DIR", str(tmp_path / "cfg"))
+    assert main(["calibrate", "--device", "pixel6", "--model", str(tiny_model_dir)]) == 2
+    assert "--target adb://SERIAL" in capsys.readouterr().err
+    args = [
+        "calibrate",
+        "--device",
+        "pixel6",
+        "--target",
+        "local",
+        "--model",
+        str(tiny_model_dir),
+        "--formats",
+        "torchscript",
+        "--precisions",
+        "fp32",
+        "--seq-len",
+        "16",
+        "--runs",
+        "3",
+        "--threads",
+        "1",
+    ]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "as pixel6's" in err and "--force" in err and "Traceback" not in err
+    assert not (tmp_path / "cfg" / "profiles" / "pixel6.yaml").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from edgebert.calibrate import CalibrateRequest, calibrate
 from edgebert.commands.text import fmt
+from edgebert.errors import UsageError
 from edgebert.runners import RunnerOptions, parse_target
 from edgebert.select.profiles import load_profile
 
@@ -13,7 +14,7 @@ __all__ = ["run_calibrate", "format_calibration"]
 def run_calibrate(
     *,
     device,
-    target="local",
+    target=None,
     model=None,
     formats=None,
     precisions="fp32,int8",
@@ -22,11 +23,22 @@ def run_calibrate(
     runs=30,
     out=None,
     options: RunnerOptions | None = None,
+    force=False,
     progress=True,
 ) -> dict:
+    profile = load_profile(device)
+    if target is None:
+        if profile.reach != "local":
+            raise UsageError(
+                f"{profile.name} is reached over {profile.reach}: pass --target "
+                f"{'adb://SERIAL' if profile.reach == 'adb' else 'ssh://user@host'} (measuring this machine would "
+                f"write this machine's speed as the {profile.name}'s)"
+            )
+        target = "local"
     parsed_target = parse_target(target)  # a bad target fails before minutes of exporting
     req = CalibrateRequest(
-        profile=load_profile(device),
+        profile=profile,
+        force=force,
         target=parsed_target,
         model=model,
         formats=formats,
