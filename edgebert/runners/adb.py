@@ -249,7 +249,7 @@ class AdbRunner:
             ]
             seq_len, notes = config.seq_len, ()
         if o.taskset_mask:  # pin to the cores the profile names (e.g. the big cluster)
-            argv = ["taskset", o.taskset_mask, *argv]
+            argv = ["taskset", _toybox_mask(o.taskset_mask), *argv]
         return argv, version, seq_len, notes
 
     def _push(self, local: Path, remote: str, timeout_s: float) -> None:
@@ -323,6 +323,12 @@ def _parse_devices(stdout: str) -> list[tuple[str, str]]:
         if len(parts) >= 2:
             out.append((parts[0].strip(), parts[1].strip()))
     return out
+
+
+def _toybox_mask(mask: str) -> str:
+    """'0xf0' -> 'f0'. Android's taskset is toybox's, which reads bare hex only: `taskset 0xf0 ...`
+    fails there with "bad mask '0xf0'" (Debian's toybox 0.8.9 does the same), while profiles write 0x."""
+    return mask[2:] if mask[:2].lower() == "0x" else mask
 
 
 def _count_cpus(possible: str) -> int | None:

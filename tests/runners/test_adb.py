@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import time
 
 import pytest
@@ -24,6 +25,7 @@ from edgebert.runners import (
     UnsupportedArtifact,
     run_bench,
 )
+from edgebert.select.profiles import load_profile
 
 from .conftest import SEQ, processes_mentioning
 
@@ -33,6 +35,8 @@ QUICK = BenchConfig(threads=2, runs=10, warmup=2, timeout_s=120)
 @pytest.fixture
 def phone(tmp_path, monkeypatch, python_on_path):
     """The fake device's folder; each test starts with an attached, authorized Pixel 6."""
+    if not shutil.which("toybox"):
+        pytest.skip("the adb stand-in runs the phone's shell tools with Debian's toybox: apt-get install toybox")
     root = tmp_path / "phone"
     monkeypatch.setenv("EDGEBERT_FAKE_ADB_ROOT", str(root))
     monkeypatch.setenv("EDGEBERT_FAKE_ADB_STATE", "device")
@@ -77,6 +81,24 @@ def test_measures_on_the_phone_and_cleans_up(phone, options, tflite_artifact):
     ):
         assert flag in run
     assert left_on_phone(phone) == []
+
+
+def test_the_stand_in_rejects_what_toybox_on_a_phone_rejects(phone, doubles):
+    adb = [str(doubles / "adb"), "-s", "FAKE0123456789", "shell"]
+    bad = subprocess.run([*adb, "taskset 0xf0 true"], capture_output=True, text=True)
+    assert bad.returncode == 1 and "bad mask '0xf0'" in bad.stderr
+    assert subprocess.run([*adb, "taskset f0 true"]).returncode == 0
+    assert subprocess.run([*adb, "cat --version"], capture_output=True, text=True).stdout.startswith("toybox")
+
+
+@pytest.mark.parametrize("device,mask", [("pixel6", "f0"), ("pixel8", "1f0"), ("galaxy-s23", "f8")])
+def test_profile_masks_reach_toybox_as_bare_hex(phone, options, tflite_artifact, device, mask):
+    profile = load_profile(device)
+    assert profile.big_core_mask == "0x" + mask  # the profiles keep 0x; the runner strips it
+    opts = options.with_device_defaults(profile.big_core_mask, profile.device_models)
+    assert run_bench("adb://", tflite_artifact, BenchConfig(runs=1, warmup=1), opts).p50_ms > 0
+    run = [c for c in adb_calls(phone) if c[2:3] == ["shell"] and "--graph=" in c[3]][0][3]
+    assert run.startswith(f"taskset {mask} /data/local/tmp/edgebert/")
 
 
 def test_uses_a_benchmark_model_already_on_the_device(phone, options, tflite_artifact, doubles):
