@@ -1,1 +1,1 @@
-"""export stage."""
+"""The export stage: convert, verify against PyTorch, write the manifest and report, publish atomically."""

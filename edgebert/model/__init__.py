@@ -1,1 +1,1 @@
-"""model stage."""
+"""The model stage: edgebert's BERT, its config, loading, rewiring, sub-network specs and slicing."""
