@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgebert.errors import UsageError
-from edgebert.export.manifest import read_manifest, write_manifest
+from edgebert.export.manifest import mismatches, read_manifest, write_manifest
 from edgebert.export.record import record
 from edgebert.runners import BenchConfig, RunnerOptions, Target, measure_local, run_bench
 
@@ -70,6 +70,17 @@ def _unsupported(target: Target, fmt: str, options: RunnerOptions) -> str | None
     return None
 
 
+def _check_files(folder: Path, arts: list[dict]) -> None:
+    """A file swapped after export (another precision, another model) would be timed and its figures
+    recorded under this entry's precision and sha256: refuse before measuring anything."""
+    bad = mismatches(folder, {"artifacts": arts})
+    if bad:
+        raise UsageError(
+            f"{folder}: {'; '.join(bad)}: the artifact is not the one this manifest describes, so nothing was "
+            "measured or recorded; restore the exported file or export again"
+        )
+
+
 def bench_folder(req: BenchRequest, progress: bool = True) -> dict:
     """Measure an export folder's artifacts on req.target; record them in its manifest only if all succeed."""
     folder = Path(req.folder)
@@ -77,6 +88,7 @@ def bench_folder(req: BenchRequest, progress: bool = True) -> dict:
     arts = [a for a in manifest["artifacts"] if req.formats is None or a["format"] in req.formats]
     if not arts:
         raise UsageError(f"{folder} has no artifacts of format {','.join(req.formats or [])}")
+    _check_files(folder, arts)
     device = manifest.get("device") or {}
     options = req.options.with_device_defaults(device.get("big_core_mask"), tuple(device.get("device_models") or ()))
     threads = req.threads or (manifest.get("budget") or {}).get("threads") or 1

@@ -60,3 +60,22 @@ def test_bench_adb_skips_what_it_cannot_measure(export_dir, capsys):
 def test_bench_not_an_export_folder(tmp_path, capsys):
     assert main(["bench", str(tmp_path)]) == 2
     assert "manifest.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", ["swap", "flip", "delete"])
+def test_bench_refuses_an_artifact_that_is_not_the_manifests(export_dir, tmp_path, capsys, damage):
+    """Issue 11 item 3: a swapped model.onnx was timed and recorded under the original entry (exit 0)."""
+    onnx = export_dir / "model.onnx"
+    if damage == "swap":  # same format, other bytes: what an int8 export's file would be
+        onnx.write_bytes(onnx.read_bytes() + b"\0")
+    elif damage == "flip":  # same size, other bytes
+        data = bytearray(onnx.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        onnx.write_bytes(bytes(data))
+    else:
+        onnx.unlink()
+    before = (export_dir / "manifest.json").read_bytes()
+    assert main(["bench", str(export_dir), "--target", "local", "--runs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "model.onnx" in err and "nothing was measured or recorded" in err and "Traceback" not in err
+    assert (export_dir / "manifest.json").read_bytes() == before

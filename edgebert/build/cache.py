@@ -10,7 +10,7 @@ from pathlib import Path
 from edgebert import __version__
 from edgebert.build.config import BuildConfig, BuildEntry
 from edgebert.errors import OutputError
-from edgebert.export.manifest import MANIFEST, read_manifest
+from edgebert.export.manifest import MANIFEST, mismatches, read_manifest
 from edgebert.hashing import sha256_file
 from edgebert.model.loaded import resolve_model_dir
 
@@ -67,23 +67,6 @@ def changed(old: dict | None, new: dict) -> str:
         return "built by another edgebert command (no build inputs recorded)"
     keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
     return "inputs changed: " + ", ".join(keys)
-
-
-def mismatches(folder: Path, manifest: dict) -> list[str]:
-    """Files that no longer match what the manifest recorded (missing, size, sha256)."""
-    expected = {a["file"]: (a["size_bytes"], a["sha256"]) for a in manifest.get("artifacts", [])}
-    for rel, sha in ((manifest.get("build") or {}).get("files") or {}).items():
-        expected.setdefault(rel, (None, sha))
-    bad = []
-    for rel, (size, sha) in expected.items():
-        path = folder / rel
-        if not path.is_file():
-            bad.append(f"{rel} is missing")
-        elif size is not None and path.stat().st_size != size:
-            bad.append(f"{rel} size {path.stat().st_size} != {size} in the manifest")
-        elif sha256_file(path) != sha:
-            bad.append(f"{rel} sha256 differs from the manifest")
-    return bad
 
 
 def cached(folder: Path, key: str, inputs: dict) -> tuple[dict | None, str]:

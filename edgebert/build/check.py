@@ -9,8 +9,7 @@ from edgebert.build.cache import cache_plan, changed, mismatches
 from edgebert.build.config import BuildConfig, BuildEntry, select_entries
 from edgebert.build.index import exit_code, previous_index
 from edgebert.errors import EdgebertError, OutputError, ParityError
-from edgebert.export.manifest import MANIFEST, read_manifest
-from edgebert.export.pipeline import SUBNET_DIR
+from edgebert.export.manifest import MANIFEST, SUBNET_DIR, read_manifest
 from edgebert.export.verify import check as check_parity
 from edgebert.export.verify import verify
 from edgebert.model.bert import load_model

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 from edgebert import __version__
 from edgebert.build.cache import cache_plan, cached
@@ -19,10 +18,9 @@ from edgebert.build.config import BuildConfig, BuildConfigError, BuildEntry, sel
 from edgebert.build.index import INDEX, INDEX_SCHEMA, exit_code, index_row, previous_index, write_json
 from edgebert.build.normalise import normalise_artifacts
 from edgebert.deploy import DeviceExport, device_export
-from edgebert.errors import BudgetError, EdgebertError, OutputError
+from edgebert.errors import BudgetError, EdgebertError
 from edgebert.export.atomic import atomic_dir
-from edgebert.export.manifest import MANIFEST, write_manifest
-from edgebert.export.pipeline import SUBNET_DIR
+from edgebert.export.manifest import MANIFEST, SUBNET_DIR, write_manifest
 from edgebert.export.report import write_report
 from edgebert.hashing import now_iso, sha256_file
 from edgebert.model.loaded import load
@@ -33,15 +31,10 @@ _UNHASHED = {MANIFEST, "report.md", "pareto.png"}
 __all__ = ["build"]
 
 
-def _refuse_foreign(folder: Path) -> None:
-    if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not (folder / MANIFEST).exists())):
-        raise OutputError(f"{folder} exists and is not an edgebert export folder; move it away or change [output]")
-
-
 def _build_one(cfg: BuildConfig, entry: BuildEntry, key: str, inputs: dict, loaded, progress: bool) -> dict:
     folder = cfg.out / entry.folder
-    _refuse_foreign(folder)
     # Staged in a hidden sibling: the folder appears only complete, with its cache key and normalised files.
+    # atomic_dir replaces only a folder edgebert wrote: a foreign one fails this entry (exit 2), untouched.
     with atomic_dir(folder, force=True) as tmp:
         req = DeviceExport(profile=entry.profile, budget=entry.budget, model=cfg.model, formats=cfg.formats,
                            quantize=cfg.quantize, seq_len=cfg.seq_len, threads=cfg.threads, out=str(tmp), force=True,

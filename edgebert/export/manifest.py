@@ -14,10 +14,22 @@ from pathlib import Path
 from edgebert.errors import OutputError
 from edgebert.hashing import now_iso, sha256_file
 
-__all__ = ["SCHEMA", "MANIFEST", "sha256_file", "now_iso", "write_manifest", "read_manifest", "validate", "schema"]
+__all__ = [
+    "SCHEMA",
+    "MANIFEST",
+    "SUBNET_DIR",
+    "sha256_file",
+    "now_iso",
+    "write_manifest",
+    "read_manifest",
+    "validate",
+    "schema",
+    "mismatches",
+]
 
 SCHEMA = "edgebert.manifest/1"
 MANIFEST = "manifest.json"
+SUBNET_DIR = "subnet"  # the sliced PyTorch model in edgebert format, kept for re-verification
 
 
 def schema() -> dict:
@@ -55,3 +67,20 @@ def read_manifest(folder: str | Path) -> dict:
     if data.get("schema") != SCHEMA:
         raise OutputError(f"{path} has schema {data.get('schema')!r}; this edgebert reads {SCHEMA!r}")
     return data
+
+
+def mismatches(folder: Path, manifest: dict) -> list[str]:
+    """Files that no longer match what the manifest recorded (missing, size, sha256)."""
+    expected = {a["file"]: (a["size_bytes"], a["sha256"]) for a in manifest.get("artifacts", [])}
+    for rel, sha in ((manifest.get("build") or {}).get("files") or {}).items():
+        expected.setdefault(rel, (None, sha))
+    bad = []
+    for rel, (size, sha) in expected.items():
+        path = folder / rel
+        if not path.is_file():
+            bad.append(f"{rel} is missing")
+        elif size is not None and path.stat().st_size != size:
+            bad.append(f"{rel} size {path.stat().st_size} != {size} in the manifest")
+        elif sha256_file(path) != sha:
+            bad.append(f"{rel} sha256 differs from the manifest")
+    return bad

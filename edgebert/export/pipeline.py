@@ -11,7 +11,7 @@ from edgebert import __version__
 from edgebert.artifact import PRECISIONS, ArtifactConfig, check_seq_len
 from edgebert.errors import UsageError
 from edgebert.export.atomic import atomic_dir, check_output_dir
-from edgebert.export.manifest import SCHEMA, write_manifest
+from edgebert.export.manifest import SCHEMA, SUBNET_DIR, write_manifest
 from edgebert.export.verify import check, verify
 from edgebert.hashing import now_iso, sha256_file
 from edgebert.model.bert import Bert
@@ -22,8 +22,6 @@ from edgebert.model.tokenizer import copy_tokenizer_files
 from edgebert.registry import CONVERTERS
 
 __all__ = ["ExportConfig", "export", "validate_config", "convert_and_verify", "base_manifest", "SUBNET_DIR"]
-
-SUBNET_DIR = "subnet"  # the sliced PyTorch model in edgebert format, kept for re-verification
 
 
 @dataclass(frozen=True)

@@ -3,15 +3,38 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 from edgebert.errors import UsageError
+from edgebert.export.atomic import unlisted
+from edgebert.model.bert import CONFIG_FILE, WEIGHTS_FILE
 from edgebert.model.spec import DEPTHS, WIDTHS, SubnetSpec
+from edgebert.model.tokenizer import TOKENIZER_FILES
+from edgebert.select.quality import QUALITY_FILE
 
-__all__ = ["TrainConfig", "TASKS", "TRAIN_CONFIG_FILE"]
+__all__ = ["TrainConfig", "TASKS", "TRAIN_CONFIG_FILE", "trained_folder_proof"]
 
 TASKS = ("classification", "embedding")
 CONFIG_VERSION = 1
 TRAIN_CONFIG_FILE = "train_config.json"
+_TRAINED_FILES = {
+    CONFIG_FILE,
+    WEIGHTS_FILE,
+    TRAIN_CONFIG_FILE,
+    QUALITY_FILE,
+    "training.json",
+    "rewire.json",
+    *TOKENIZER_FILES,
+}
+
+
+def trained_folder_proof(folder: Path) -> str | None:
+    """`edgebert train --force` replaces only a folder it wrote: its train_config.json, and nothing else
+    but the files a trained model folder holds (atomic_dir's output-safety rule)."""
+    if not (folder / TRAIN_CONFIG_FILE).is_file():
+        return f"it has no {TRAIN_CONFIG_FILE}"
+    extra = unlisted(folder, _TRAINED_FILES, {"teacher"})
+    return f"edgebert train does not write {', '.join(extra[:5])}" if extra else None
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import torch
 from edgebert.errors import UsageError
 from edgebert.export.atomic import check_output_dir
 from edgebert.model.bert import Bert
+from edgebert.train.config import trained_folder_proof
 from edgebert.train.data import to_batch
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def save_stage(acc, model: Bert, path: Path) -> None:
 def prepare_work(cfg: "TrainConfig", acc) -> Path:
 
     out = Path(cfg.out)
-    check_output_dir(out, cfg.force)
+    check_output_dir(out, cfg.force, proof=trained_folder_proof)
     work = out.parent / f".{out.name}.train"
     identity = work / "run.json"
     if acc.is_main_process:

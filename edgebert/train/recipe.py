@@ -30,7 +30,7 @@ from edgebert.model.rewire import rewire
 from edgebert.model.spec import SubnetSpec
 from edgebert.model.tokenizer import copy_tokenizer_files, load_tokenizer
 from edgebert.select.quality import write_table
-from edgebert.train.config import TRAIN_CONFIG_FILE, TrainConfig
+from edgebert.train.config import TRAIN_CONFIG_FILE, TrainConfig, trained_folder_proof
 from edgebert.train.data import BUILTIN, DataSet, check_labels, hash_split, load_data
 from edgebert.train.distill import depth_step, teacher_step, width_step
 from edgebert.train.evaluate import measure
@@ -178,7 +178,7 @@ def _finish(cfg, final, teacher, dev, src, work, log, progress) -> None:
     table = measure(final, dev, load_tokenizer(src), specs, seq_len=cfg.seq_len, progress=progress)
     log["quality_seconds"] = round(time.perf_counter() - t0, 1)
     log["peak_rss_mb"] = round(max(log.get("peak_rss_mb", 0), peak_rss_mb()), 1)
-    with atomic_dir(Path(cfg.out), force=True) as tmp:
+    with atomic_dir(Path(cfg.out), force=True, proof=trained_folder_proof) as tmp:
         final.save(tmp)
         copy_tokenizer_files(src, tmp)
         (tmp / TRAIN_CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")

@@ -371,3 +371,26 @@ def test_normalised_torchscript_zip_is_reproducible_and_loads(tmp_path):
         assert z.testzip() is None and not [n for n in z.namelist() if "mangle" in n or n.endswith(".debug_pkl")]
         for info in z.infolist():  # torch aligns record data to 64 bytes; the rewrite keeps it
             assert (info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)) % 64 == 0
+
+
+@pytest.mark.parametrize(
+    "manifest", [{"schema": "someone-else/3"}, None], ids=["foreign-schema-manifest", "export-plus-user-file"]
+)
+def test_build_never_replaces_a_folder_edgebert_did_not_write(tmp_path, capsys, manifest):
+    """Issue 11 item 2: a manifest.json of another schema, or user files beside an edgebert manifest (before:
+    replaced, exit 0, "schema None"); now that entry fails with exit 2 and its folder is untouched."""
+    root = make_project(tmp_path)
+    cfg = write_config(root, MATRIX, formats=("torchscript",))
+    mine = root / "dist" / "board-a-40ms"
+    if manifest is None:
+        assert main(["build", str(cfg), "--only", "board-a"]) == 0
+    else:
+        mine.mkdir(parents=True)
+        (mine / "manifest.json").write_text(json.dumps(manifest))
+    (mine / "notes.md").write_text("mine")
+    before = snapshot(mine)
+    assert main(["build", str(cfg), "--no-cache"]) == 2
+    rows = {e["name"]: e for e in index_of(root / "dist")["entries"]}
+    assert rows["board-a-40ms"]["status"] == "failed" and "never replaces" in rows["board-a-40ms"]["message"]
+    assert rows["board-b-40ms"]["status"] == "built"
+    assert snapshot(mine) == before

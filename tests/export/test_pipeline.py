@@ -50,13 +50,21 @@ def test_int8_is_smaller_and_close(tiny_model_dir, tmp_path):
 
 def test_existing_output_needs_force(tiny_model_dir, tmp_path):
     out = tmp_path / "o"
-    out.mkdir()
-    (out / "keep.txt").write_text("mine")
+    first = _export(tiny_model_dir, out, formats=("torchscript",), seq_len=16)
     with pytest.raises(OutputError, match="--force"):
         _export(tiny_model_dir, out, formats=("torchscript",), seq_len=16)
-    assert (out / "keep.txt").read_text() == "mine"
+    assert json.loads((out / "manifest.json").read_text())["created_at"] == first["created_at"]
     _export(tiny_model_dir, out, formats=("torchscript",), seq_len=16, force=True)
-    assert not (out / "keep.txt").exists() and (out / "model.pt").exists()
+    assert (out / "model.pt").exists()
+
+
+def test_force_never_replaces_a_folder_edgebert_did_not_write(tiny_model_dir, tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(OutputError, match="never replaces"):
+        _export(tiny_model_dir, out, formats=("torchscript",), seq_len=16, force=True)
+    assert (out / "keep.txt").read_text() == "mine" and sorted(p.name for p in tmp_path.iterdir()) == ["o", "tiny"]
 
 
 def test_failure_mid_export_leaves_nothing(tiny_model_dir, tmp_path, monkeypatch):

@@ -1,0 +1,133 @@
+"""Issue 11, "nothing lost, nothing false": each probe from the issue, its exit code, and what must survive.
+
+One row per bad input or dangerous output folder; each test says what the user had before and checks it is
+still there, byte for byte, after edgebert refused (or that edgebert's own result is what it says).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from edgebert.cli import main
+from edgebert.export.manifest import SCHEMA
+
+
+def export_args(model_dir: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "export",
+        "--model",
+        str(model_dir),
+        "--width",
+        "0.5",
+        "--depth",
+        "0.5",
+        "--formats",
+        "torchscript",
+        "--seq-len",
+        "16",
+        "--no-measure",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def made_export(tmp_path_factory) -> Path:
+    """One finished edgebert export, copied by the tests that need an edgebert folder to start from."""
+    from conftest import make_tiny_model, save_tiny_model_dir
+
+    root = tmp_path_factory.mktemp("made")
+    model_dir = save_tiny_model_dir(root / "tiny", make_tiny_model())
+    assert main(export_args(model_dir, root / "exp")) == 0
+    return root / "exp"
+
+
+def _user_folder(folder: Path, made: Path) -> None:
+    folder.mkdir()
+    (folder / "important.txt").write_text("precious")
+
+
+def _foreign_manifest(folder: Path, made: Path) -> None:
+    folder.mkdir()
+    (folder / "manifest.json").write_text(json.dumps({"schema": "someone-else/3", "files": []}))
+    (folder / "notes.md").write_text("mine")
+
+
+def _export_plus_user_file(folder: Path, made: Path) -> None:
+    shutil.copytree(made, folder)
+    (folder / "results.csv").write_text("mine")
+
+
+def _export_plus_user_subfolder(folder: Path, made: Path) -> None:
+    shutil.copytree(made, folder)
+    (folder / "data").mkdir()
+    (folder / "data" / "train.jsonl").write_text("{}")
+
+
+def _unreadable_manifest(folder: Path, made: Path) -> None:
+    folder.mkdir()
+    (folder / "manifest.json").write_text('{"schema": "' + SCHEMA)  # truncated
+
+
+# Issue items 1 and 2: before this change each of these exited 0 and deleted the folder.
+FOREIGN = [
+    pytest.param(_user_folder, "no manifest.json", id="user-folder"),
+    pytest.param(_foreign_manifest, "schema 'someone-else/3'", id="other-schema-manifest"),
+    pytest.param(_export_plus_user_file, "does not list results.csv", id="export-plus-user-file"),
+    pytest.param(_export_plus_user_subfolder, "does not list data, data/train.jsonl", id="export-plus-user-subfolder"),
+    pytest.param(_unreadable_manifest, "unreadable", id="truncated-manifest"),
+]
+
+
+@pytest.mark.parametrize("make, why", FOREIGN)
+def test_export_force_never_replaces_a_foreign_folder(make, why, made_export, tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "userdir"
+    make(out, made_export)
+    before = files_of(out)
+    assert main(export_args(tiny_model_dir, out, "--force")) == 2
+    err = capsys.readouterr().err
+    assert f"{out} is not a folder edgebert wrote" in err and why in err and "--force or not" in err
+    assert files_of(out) == before and not list(tmp_path.glob(".userdir.*"))
+
+
+def test_export_force_replaces_an_edgebert_export(made_export, tiny_model_dir, tmp_path):
+    out = tmp_path / "exp"
+    shutil.copytree(made_export, out)
+    assert main(export_args(tiny_model_dir, out)) == 2  # still needs --force
+    assert main(export_args(tiny_model_dir, out, "--force")) == 0
+    assert json.loads((out / "manifest.json").read_text())["schema"] == SCHEMA
+
+
+def test_export_into_an_empty_folder(tiny_model_dir, tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert main(export_args(tiny_model_dir, tmp_path / "empty")) == 0
+    assert (tmp_path / "empty" / "model.pt").is_file()
+
+
+@pytest.mark.parametrize("out", [".", "..", "{cwd}"], ids=["dot", "parent", "absolute-cwd"])
+@pytest.mark.parametrize("force", [[], ["--force"]], ids=["", "force"])
+def test_out_is_the_working_directory(out, force, tiny_model_dir, tmp_path, monkeypatch, capsys):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "important.txt").write_text("precious")
+    monkeypatch.chdir(work)
+    # Before: exit 0 and the folder deleted (absolute path), or EBUSY with an empty ..old-* left (`.`).
+    assert main(export_args(tiny_model_dir, Path(out.format(cwd=work)), *force)) == 2
+    assert "is the current folder" in capsys.readouterr().err
+    assert (work / "important.txt").read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny", "work"] and len(list(work.iterdir())) == 1
+
+
+def test_out_below_a_file_says_is_a_file(tiny_model_dir, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(export_args(tiny_model_dir, tmp_path / "file" / "sub")) == 2  # was: "permission denied"
+    assert "file is a file, not a folder" in capsys.readouterr().err
