@@ -131,3 +131,18 @@ def test_out_below_a_file_says_is_a_file(tiny_model_dir, tmp_path, capsys):
     (tmp_path / "file").write_text("x")
     assert main(export_args(tiny_model_dir, tmp_path / "file" / "sub")) == 2  # was: "permission denied"
     assert "file is a file, not a folder" in capsys.readouterr().err
+
+
+def test_interrupt_inside_the_exporter_exits_130(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    """Issue 11 item 5: before, exit 1 with torch's TorchExportError traceback."""
+    from edgebert.registry import CONVERTERS
+
+    def wrapping_convert(self, model, config, path):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise RuntimeError("TorchExportError") from exc
+
+    monkeypatch.setattr(CONVERTERS.get("torchscript"), "convert", wrapping_convert)
+    assert main(export_args(tiny_model_dir, tmp_path / "o")) == 130
+    assert "Traceback" not in capsys.readouterr().err and sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]

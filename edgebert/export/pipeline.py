@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -85,6 +86,30 @@ def _artifact_entry(
     }
 
 
+def _interrupt_in(exc: BaseException | None) -> KeyboardInterrupt | None:
+    """The Ctrl-C or SIGTERM somewhere in `exc`'s chain of causes, if any."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+@contextlib.contextmanager
+def _interrupts_unwrapped():
+    """Exporters catch everything and re-raise their own error (torch.export's TorchExportError, 1 run in 6
+    in issue 11): an interrupt is still an interrupt, so re-raise the original (exit 130, or 143 for SIGTERM)."""
+    try:
+        yield
+    except Exception as exc:
+        interrupt = _interrupt_in(exc)
+        if interrupt is None:
+            raise
+        raise interrupt from None
+
+
 def convert_and_verify(sub: Bert, tokenizer, conv, acfg: ArtifactConfig, folder: Path, threads: int) -> dict:
     """Convert one artifact, load it in its own runtime, compare with PyTorch. Raises ParityError."""
 
@@ -93,10 +118,11 @@ def convert_and_verify(sub: Bert, tokenizer, conv, acfg: ArtifactConfig, folder:
     acfg = dataclasses.replace(acfg, precision=precision)
     path = folder / ("model" + conv.suffix)
     t0 = time.perf_counter()
-    facts = conv.convert(sub, acfg, path) or {}
-    seconds = time.perf_counter() - t0
-    runtime = conv.load(path, threads=threads)
-    parity = verify(sub, runtime, tokenizer, conv, acfg)
+    with _interrupts_unwrapped():
+        facts = conv.convert(sub, acfg, path) or {}
+        seconds = time.perf_counter() - t0
+        runtime = conv.load(path, threads=threads)
+        parity = verify(sub, runtime, tokenizer, conv, acfg)
     check(parity, f"{path.name} ({conv.name} {precision})")  # a failing artifact never gets published
     entry = _artifact_entry(conv, acfg, requested, path, facts, parity, [note] if note else [])
     entry["conversion_seconds"] = round(seconds, 2)

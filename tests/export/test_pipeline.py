@@ -147,3 +147,38 @@ def test_sliced_pytorch_model_is_kept(tiny_model_dir, tmp_path):
         Path(tmp_path / "o" / "subnet" / "model.safetensors").stat().st_size
         < (tiny_model_dir / "model.safetensors").stat().st_size
     )
+
+
+class _Terminated(KeyboardInterrupt):
+    """Stands in for cli.Terminated (SIGTERM): the subclass must survive the unwrapping."""
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, _Terminated])
+@pytest.mark.parametrize("link", ["cause", "context"])
+def test_interrupt_wrapped_by_the_exporter_is_an_interrupt(tiny_model_dir, tmp_path, monkeypatch, interrupt, link):
+    """Issue 11 item 5: Ctrl-C inside torch.export came back as TorchExportError (exit 1, 107 lines)."""
+    from edgebert.registry import CONVERTERS
+
+    def wrapping_convert(self, model, config, path):
+        try:
+            raise interrupt()
+        except KeyboardInterrupt as exc:
+            if link == "cause":
+                raise RuntimeError("TorchExportError: export failed") from exc
+            raise RuntimeError("TorchExportError: export failed")  # noqa: B904 -- as exporters do
+
+    monkeypatch.setattr(CONVERTERS.get("torchscript"), "convert", wrapping_convert)
+    with pytest.raises(interrupt):
+        _export(tiny_model_dir, tmp_path / "o", formats=("torchscript",), seq_len=16)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
+
+
+def test_other_exporter_errors_stay_as_they_are(tiny_model_dir, tmp_path, monkeypatch):
+    from edgebert.registry import CONVERTERS
+
+    def failing_convert(self, model, config, path):
+        raise RuntimeError("a real exporter bug")
+
+    monkeypatch.setattr(CONVERTERS.get("torchscript"), "convert", failing_convert)
+    with pytest.raises(RuntimeError, match="a real exporter bug"):
+        _export(tiny_model_dir, tmp_path / "o", formats=("torchscript",), seq_len=16)
