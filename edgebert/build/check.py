@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from edgebert.artifact import ArtifactConfig
 from edgebert.build.cache import cache_plan, changed, mismatches
 from edgebert.build.config import BuildConfig, BuildEntry, select_entries
-from edgebert.build.index import exit_code, previous_index
+from edgebert.build.index import INDEX, INDEX_SCHEMA, exit_code, previous_index
 from edgebert.errors import EdgebertError, OutputError, ParityError
 from edgebert.export.manifest import MANIFEST, SUBNET_DIR, read_manifest
 from edgebert.export.verify import check as check_parity
@@ -59,9 +60,28 @@ def _check_one(cfg: BuildConfig, entry: BuildEntry, key: str, inputs: dict, prev
             "exit_code": 4 if problems else 0}
 
 
+def _check_index(out: Path) -> dict | None:
+    """index.json is what CI uploads and gates on: a truncated or missing one is a mismatch, not "ok"."""
+    path = out / INDEX
+    try:
+        index = json.loads(path.read_text())
+        ok = isinstance(index, dict) and index.get("schema") == INDEX_SCHEMA and isinstance(index.get("entries"), list)
+        why = None if ok else f"{path} is not an {INDEX_SCHEMA} index"
+    except FileNotFoundError:
+        why = f"{path} is missing"
+    except (OSError, ValueError) as exc:
+        why = f"{path} is unreadable ({type(exc).__name__}: {exc})"
+    if why is None:
+        return None
+    return {"name": INDEX, "status": "mismatch", "problems": [f"{why}: run edgebert build"], "exit_code": 4}
+
+
 def check(cfg: BuildConfig, only: list[str] | None = None) -> dict:
     """Re-verify built entries against their manifests (files, sha256, parity); builds and writes nothing."""
     todo = select_entries(cfg, only)
     plan, previous = cache_plan(cfg), previous_index(cfg.out)
     results = [_check_one(cfg, e, *plan[e.folder], previous) for e in todo]
+    index = _check_index(cfg.out)
+    if index is not None:
+        results.append(index)
     return {"config": str(cfg.path), "out": str(cfg.out), "exit_code": exit_code(results), "entries": results}

@@ -84,7 +84,7 @@ def build(cfg: BuildConfig, only: list[str] | None = None, no_cache: bool = Fals
 
         bar = tqdm(total=len(todo), desc="build", unit="entry", file=sys.stderr)
         say = lambda line: bar.write(line, file=sys.stderr)  # noqa: E731
-    finished = False
+    finished, interrupted = False, False
     try:
         for i, entry in enumerate(todo, 1):
             if bar is not None:
@@ -97,10 +97,16 @@ def build(cfg: BuildConfig, only: list[str] | None = None, no_cache: bool = Fals
             if bar is not None:
                 bar.update(1)
         finished = True
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
         if bar is not None:
             bar.close()
-        if finished or rows:  # interrupted or stopped by an error: still index what was done
+        # Interrupted, even before any entry finished, or stopped by an error after some: index what is on
+        # disk (the old index.json may describe folders that changed). A config or model error before any
+        # entry writes nothing.
+        if finished or rows or interrupted:
             index = _index(cfg, plan, rows, previous)
             cfg.out.mkdir(parents=True, exist_ok=True)
             write_json(cfg.out / INDEX, index)

@@ -394,3 +394,37 @@ def test_build_never_replaces_a_folder_edgebert_did_not_write(tmp_path, capsys, 
     assert rows["board-a-40ms"]["status"] == "failed" and "never replaces" in rows["board-a-40ms"]["message"]
     assert rows["board-b-40ms"]["status"] == "built"
     assert snapshot(mine) == before
+
+
+def test_interrupted_build_with_no_entry_finished_still_writes_the_index(tmp_path, monkeypatch, capsys):
+    """Issue 11 item 6: Ctrl-C before the first entry finished left index.json unwritten (README: always)."""
+    import edgebert.build.run as run
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    root = make_project(tmp_path)
+    cfg = write_config(root, MATRIX, formats=("torchscript",))
+    monkeypatch.setattr(run, "_build_one", interrupted)
+    assert main(["build", str(cfg)]) == 130
+    index = index_of(root / "dist")
+    assert [(e["status"], e["this_run"]) for e in index["entries"]] == [("skipped", False)] * 2
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete", "not-an-index"])
+def test_check_reports_a_damaged_index(built, tmp_path, capsys, damage):
+    """Issue 11 item 6: `build --check` said "ok" with a truncated index.json."""
+    out = tmp_path / "dist"
+    shutil.copytree(built.parent / "dist", out)
+    index = out / "index.json"
+    if damage == "truncate":
+        index.write_bytes(index.read_bytes()[: index.stat().st_size // 2])
+    elif damage == "delete":
+        index.unlink()
+    else:
+        index.write_text("[]")
+    capsys.readouterr()
+    assert main(["build", str(built), "--check", "--out", str(out)]) == 4
+    text = capsys.readouterr().out
+    assert "index.json: mismatch" in text and "run edgebert build" in text
+    assert "board-a-40ms: ok" in text and "board-b-40ms: ok" in text
