@@ -146,3 +146,35 @@ def test_interrupt_inside_the_exporter_exits_130(tiny_model_dir, tmp_path, monke
     monkeypatch.setattr(CONVERTERS.get("torchscript"), "convert", wrapping_convert)
     assert main(export_args(tiny_model_dir, tmp_path / "o")) == 130
     assert "Traceback" not in capsys.readouterr().err and sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
+
+
+@pytest.mark.parametrize(
+    "flag, value, text",
+    [
+        ("--budget", "1e400ms", "is too large (at most 1 hour)"),  # before: OverflowError traceback, exit 1
+        ("--memory", "1e400MB", "is too large (at most 10 TB)"),  # before: OverflowError traceback, exit 1
+        ("--budget", "1e308ms", "is too large"),  # before: accepted, overflowed the plot
+        ("--budget", "1e-400ms", "must be greater than zero"),
+        ("--budget", "4" * 10_000 + "ms", "'444444444444444444444444444444444444...'"),  # not echoed in full
+    ],
+)
+def test_out_of_range_budgets_are_usage_errors(flag, value, text, tiny_model_dir, tmp_path, capsys):
+    args = [
+        "export",
+        "--model",
+        str(tiny_model_dir),
+        "--device",
+        "pixel6",
+        f"{flag}={value}",
+        "--formats",
+        "torchscript",
+        "--seq-len",
+        "16",
+        "--no-measure",
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert text in err and "Traceback" not in err and len(err) < 1000
+    assert not (tmp_path / "o").exists()

@@ -28,16 +28,30 @@ _MEM_UNITS = {
 }
 
 
+# Far past any device budget, yet small enough that predictions, reports and plots stay finite numbers.
+_LIMITS = {"latency budget": (3.6e6, "1 hour"), "memory limit": (1e7, "10 TB")}
+
+
+def _shown(value) -> str:
+    """The value as the user wrote it, cut short: a 10 KB budget string is not echoed in full."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "...'"
+
+
 def _parse(value, units: dict, what: str, form: str) -> float:
     text = str(value).strip()
     m = re.fullmatch(_NUMBER + r"\s*([A-Za-zµ]+)", text)
     unit = m.group(3).lower() if m else None
     if not m or unit not in units:
-        raise UsageError(f"{what} {value!r} is not understood; expected {form}")
-    number = float(m.group(1)) * (10 ** int(m.group(2)) if m.group(2) else 1)
-    if number <= 0 or math.isinf(number):
-        raise UsageError(f"{what} {value!r} must be greater than zero; expected {form}")
-    return number * units[unit]
+        raise UsageError(f"{what} {_shown(value)} is not understood; expected {form}")
+    # float() of the whole literal: an exponent like e400 becomes inf here instead of an OverflowError.
+    number = float(m.group(1) + (f"e{m.group(2)}" if m.group(2) else "")) * units[unit]
+    if number <= 0 or math.isnan(number):
+        raise UsageError(f"{what} {_shown(value)} must be greater than zero; expected {form}")
+    limit, words = _LIMITS[what]
+    if number > limit:
+        raise UsageError(f"{what} {_shown(value)} is too large (at most {words}); expected {form}")
+    return number
 
 
 def parse_latency(value) -> float:
