@@ -118,16 +118,23 @@ def cli(ctx):
 @click.option("--no-rewire", is_flag=True, help="do not rewire heads/neurons before slicing")
 @click.option("--no-measure", is_flag=True, help="skip timing the artifacts on this machine")
 @click.option("--runs", type=int, default=50, show_default=True, help="timed runs per artifact when measuring")
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="seconds per artifact and target")
 @_runner_flags
 @click.option("--json", "as_json", is_flag=True, help="print the manifest summary as JSON on stdout")
 def export(as_json, **kw):
     """Slice, quantize, convert, verify and write artifacts + manifest.json.
 
-    Either give --width/--depth, or --device and --budget to let edgebert choose the sub-network."""
-    from edgebert.commands.export import format_export_summary, run_export  # heavy: torch
+    Either give --width/--depth, or --device and --budget to let edgebert choose the sub-network.
+    Formats a --target cannot run are skipped; if measuring fails, the verified artifacts are still
+    written, the failure is recorded in manifest.json, and the exit code is 5."""
+    from edgebert.commands.export import format_export_summary, measurement_error, run_export  # heavy: torch
 
     options = _options(kw)
-    _print(run_export(**kw, options=options, progress=_progress(as_json)), as_json, format_export_summary)
+    summary = run_export(**kw, options=options, progress=_progress(as_json))
+    _print(summary, as_json, format_export_summary)
+    failed = measurement_error(summary)
+    if failed is not None:  # after the summary: the artifacts are published either way
+        raise failed
 
 
 @cli.command("profiles", epilog=_epilog())

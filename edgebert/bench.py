@@ -1,7 +1,8 @@
 """Measuring artifacts on targets: the callbacks export uses, and `edgebert bench FOLDER`.
 
-Every figure is recorded in the manifest as `measured` (where, how many runs); a folder's manifest
-is touched only when every measurement succeeded.
+Every figure is recorded in the manifest as `measured` (where, how many runs). `bench` touches a
+folder's manifest only when every measurement succeeded; during an export, whose artifacts have
+passed their parity check, a skipped or failed measurement is recorded instead.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgebert.errors import UsageError
+from edgebert.errors import RunnerError, UsageError
 from edgebert.export.manifest import mismatches, read_manifest, write_manifest
-from edgebert.export.record import record
-from edgebert.runners import BenchConfig, RunnerOptions, Target, measure_local, run_bench
+from edgebert.export.record import record, record_failure, record_skip
+from edgebert.runners import BenchConfig, RunnerOptions, Target, UnsupportedArtifact, measure_local, run_bench
+from edgebert.runners.interface import DEFAULT_TIMEOUT_S
 
 __all__ = ["BenchRequest", "bench_folder", "local_measurer", "target_measurer"]
 
@@ -27,19 +29,39 @@ def local_measurer(threads: int, seq_len: int, runs: int = 50, warmup: int = 5):
     return measure
 
 
-def target_measurer(targets: list[Target], threads: int, seq_len: int, runs: int, options: RunnerOptions, before=None):
+def target_measurer(
+    targets: list[Target],
+    threads: int,
+    seq_len: int,
+    runs: int,
+    options: RunnerOptions,
+    before=None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+):
     """A callback for export(): `before(entry)` (e.g. predictions), then time the artifact on each target.
 
-    Locally at most this machine's cores; on a device the requested threads."""
+    Locally at most this machine's cores; on a device the requested threads. The artifact has passed
+    its parity check by now, so nothing here raises a RunnerError: a format the target cannot run is
+    recorded as skipped (the same filter as `bench`), a failed measurement as failed, and the caller
+    exits 5 after publishing (`measurement_failures`)."""
     local_threads = min(threads, os.cpu_count() or 1)
 
     def measure(entry: dict, path: Path) -> None:
         if before is not None:
             before(entry)
         for t in targets:
+            why = _unsupported(t, entry["format"], options)
+            if why:
+                record_skip(entry, t.uri, why)
+                continue
             n = local_threads if t.kind == "local" else threads
-            config = BenchConfig(threads=n, runs=runs, seq_len=seq_len)
-            record(entry, run_bench(t, path, config, options).to_dict())
+            config = BenchConfig(threads=n, runs=runs, seq_len=seq_len, timeout_s=timeout_s)
+            try:
+                record(entry, run_bench(t, path, config, options).to_dict())
+            except UnsupportedArtifact as exc:  # the runner knows a limit the filter does not
+                record_skip(entry, t.uri, str(exc))
+            except RunnerError as exc:
+                record_failure(entry, t.uri, exc)
 
     return measure
 

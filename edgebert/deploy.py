@@ -14,6 +14,7 @@ from edgebert.export.pipeline import ExportConfig, export
 from edgebert.export.report import write_report
 from edgebert.model.loaded import Loaded, load
 from edgebert.runners import RunnerOptions, Target, parse_target
+from edgebert.runners.interface import DEFAULT_TIMEOUT_S
 from edgebert.select.budget import Budget
 from edgebert.select.choose import choose, predictor, selection_section
 from edgebert.select.profiles import DeviceProfile
@@ -39,6 +40,7 @@ class DeviceExport:
     measure: bool = True  # time on this machine
     runs: int = 50
     options: RunnerOptions = RunnerOptions()
+    timeout_s: float = DEFAULT_TIMEOUT_S  # per artifact and target
 
     @property
     def default_out(self) -> str:
@@ -48,7 +50,8 @@ class DeviceExport:
 def device_export(req: DeviceExport, progress: bool = True, loaded: Loaded | None = None) -> tuple[dict, str]:
     """Select the sub-network for the device within its budgets and export it; returns (manifest, out folder).
 
-    Raises BudgetError (exit 3) when nothing fits, ParityError (exit 4) when an artifact fails.
+    Raises BudgetError (exit 3) when nothing fits, ParityError (exit 4) when an artifact fails. A target
+    that cannot run a format, or fails, does not raise: see the artifacts' `latency.skipped`/`failed`.
     """
     profile, budget = req.profile, req.budget
     threads = req.threads or profile.default_threads
@@ -83,7 +86,13 @@ def device_export(req: DeviceExport, progress: bool = True, loaded: Loaded | Non
     targets = ([parse_target("local")] if req.measure else []) + ([req.target] if req.target else [])
     options = req.options.with_device_defaults(profile.big_core_mask, profile.device_models)
     measure = target_measurer(
-        targets, threads, req.seq_len, req.runs, options, before=lambda entry: predict(entry, ch.spec)
+        targets,
+        threads,
+        req.seq_len,
+        req.runs,
+        options,
+        before=lambda entry: predict(entry, ch.spec),
+        timeout_s=req.timeout_s,
     )
     manifest = export(
         cfg,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -101,6 +102,26 @@ def save_tiny_hf_dir(directory: Path, seed: int = 0, classifier: bool = False) -
 def _own_cache_dir(tmp_path_factory, monkeypatch):
     """Each test gets an empty edgebert cache: nothing read from, or left in, the user's ~/.cache."""
     monkeypatch.setenv("EDGEBERT_CACHE_DIR", str(tmp_path_factory.mktemp("edgebert-cache")))
+
+
+DOUBLES = Path(__file__).resolve().parent / "doubles"
+
+
+@pytest.fixture
+def fake_phone(tmp_path, monkeypatch) -> Path:
+    """tests/doubles/adb's device folder: an attached, authorized Pixel 6 whose shell tools are toybox's.
+
+    Each adb call is logged (JSON lines) to the folder's sibling adb.log."""
+    if not shutil.which("toybox"):
+        pytest.skip("the adb stand-in runs the phone's shell tools with Debian's toybox: apt-get install toybox")
+    root = tmp_path / "phone"
+    monkeypatch.setenv("EDGEBERT_FAKE_ADB_ROOT", str(root))
+    monkeypatch.setenv("EDGEBERT_FAKE_ADB_STATE", "device")
+    monkeypatch.setenv("EDGEBERT_FAKE_ADB_LOG", str(tmp_path / "adb.log"))
+    monkeypatch.delenv("ANDROID_SERIAL", raising=False)
+    # The doubles start with `#!/usr/bin/env python3`: make that this interpreter (it has the runtimes).
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    return root
 
 
 @pytest.fixture

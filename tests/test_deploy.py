@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import DOUBLES
 
 from edgebert.cli import main
 from edgebert.export.manifest import validate
@@ -210,3 +211,49 @@ def test_shipped_proxy_matches_the_packaged_minilm(minilm_dir):
     table, when, where = proxy._read_proxy(key)
     assert where == "shipped with edgebert" and table["w1-d1"][0] == pytest.approx(1.0, abs=1e-5)
     assert 0.6 < table["w0.5-d1"][0] < table["w0.75-d1"][0] < 1.0
+
+
+def _phone_export(tiny_model_dir, out, *extra):
+    return [
+        "--model", tiny_model_dir, "--device", "pixel6", "--budget", "40ms", "--formats", "tflite,onnx",
+        "--seq-len", 16, "--out", out, "--no-measure", "--runs", 5, "--target", "adb://FAKE0123456789",
+        "--adb", DOUBLES / "adb", "--benchmark-binary", DOUBLES / "benchmark_model", *extra,
+    ]  # fmt: skip
+
+
+def test_export_measures_on_the_phone_and_skips_what_adb_cannot_run(tiny_model_dir, tmp_path, capsys, fake_phone):
+    pytest.importorskip("litert_torch", reason="the tflite extra (litert-torch) is not installed")
+    out = tmp_path / "pixel6"
+    code, stdout, err = _run(capsys, *_phone_export(tiny_model_dir, out))
+    assert code == 0, err
+    m = json.loads((out / "manifest.json").read_text())
+    validate(m)
+    tfl, onnx = (next(a for a in m["artifacts"] if a["format"] == f) for f in ("tflite", "onnx"))
+    (meas,) = tfl["latency"]["measured"]
+    assert meas["where"] == "adb://FAKE0123456789" and meas["device"] == "Pixel 6" and meas["p50_ms"] > 0
+    assert onnx["latency"]["measured"] == [] and "failed" not in onnx["latency"]
+    (skip,) = onnx["latency"]["skipped"]
+    assert skip["where"] == "adb://FAKE0123456789" and "--onnx-perf-test" in skip["why"]
+    assert "skipped on adb://FAKE0123456789" in stdout
+    runs = [c[3] for c in map(json.loads, (tmp_path / "adb.log").read_text().splitlines()) if "--graph=" in c[-1]]
+    assert runs and runs[0].startswith("taskset f0 ")  # pixel6's big cores, as toybox takes them
+
+
+def test_failed_phone_measurement_publishes_the_verified_artifacts_and_exits_5(
+    tiny_model_dir, tmp_path, capsys, fake_phone, monkeypatch
+):
+    pytest.importorskip("litert_torch", reason="the tflite extra (litert-torch) is not installed")
+    monkeypatch.setenv("EDGEBERT_FAKE_ADB_STATE", "offline")
+    out = tmp_path / "pixel6"
+    code, stdout, err = _run(capsys, *_phone_export(tiny_model_dir, out, "--json"))
+    assert code == 5 and "Traceback" not in err
+    assert "published in" in err and "offline" in err and "edgebert bench" in err
+    m = json.loads((out / "manifest.json").read_text())
+    validate(m)
+    assert {a["format"] for a in m["artifacts"]} == {"tflite", "onnx"} and all(
+        a["parity"]["passed"] for a in m["artifacts"]
+    )
+    (fail,) = next(a for a in m["artifacts"] if a["format"] == "tflite")["latency"]["failed"]
+    assert fail["where"] == "adb://FAKE0123456789" and fail["error"] == "DeviceOffline" and "offline" in fail["why"]
+    summary = json.loads(stdout)  # the summary still comes first, with what failed
+    assert [f["file"] for f in summary["measurement_failures"]] == ["model.tflite"]

@@ -10,6 +10,9 @@
     [[entry]]
     device = "raspberry-pi-5"
     latency = "100ms"
+    target = "ssh://pi@raspberrypi.local"  # optional: also measure there
+    [runner]                              # optional: how to reach the targets (as bench's flags)
+    benchmark_binary = "tools/android_aarch64_benchmark_model"
 
 Every mistake is a BuildConfigError (exit 2) naming the file, the key and what was expected.
 Paths in the file are relative to the file. The README documents every key.
@@ -32,11 +35,18 @@ from edgebert.select.profiles import DeviceProfile, load_profile
 __all__ = ["BuildConfig", "BuildEntry", "BuildConfigError", "load_build_config", "select_entries", "FOLDER_PATTERN"]
 
 FOLDER_PATTERN = "{device}-{budget}"
-_TOP_KEYS = ("model", "formats", "seq_len", "quantize", "threads", "measure", "runs", "output", "matrix", "entry")
+_TOP_KEYS = (
+    "model", "formats", "seq_len", "quantize", "threads", "measure", "runs", "output", "matrix", "entry", "runner"
+)
 _OUTPUT_KEYS = ("dir", "folder")
 _MATRIX_KEYS = ("latency", "memory", "target")
 _ENTRY_KEYS = ("device", "latency", "memory", "target", "folder")
 _PLACEHOLDERS = ("device", "budget", "memory")
+# [runner] key -> RunnerOptions field; the keys are bench's flags. The first four may name local files.
+_RUNNER_KEYS = {"adb": "adb_path", "benchmark_binary": "benchmark_binary", "onnx_perf_test": "onnx_perf_test",
+                "identity": "ssh_identity", "ssh_config": "ssh_config", "remote_python": "remote_python",
+                "taskset": "taskset_mask"}
+_RUNNER_FILES = ("adb", "benchmark_binary", "onnx_perf_test", "identity", "ssh_config")
 
 
 class BuildConfigError(UsageError):
@@ -94,7 +104,7 @@ class BuildConfig:
     out: Path
     folder_pattern: str
     entries: tuple[BuildEntry, ...]
-    runner_options: RunnerOptions = RunnerOptions()  # how to reach the entries' targets (CLI flags)
+    runner_options: RunnerOptions = RunnerOptions()  # how to reach the entries' targets ([runner])
 
 
 class _Where:
@@ -246,6 +256,23 @@ def _pattern(w: _Where, output: dict) -> str:
     return pattern
 
 
+def _runner(w: _Where, doc: dict, base: Path) -> RunnerOptions:
+    """[runner]: a file that exists relative to the config is that file; any other value is used as
+    written (benchmark_model may be a path on the device, adb a name on PATH)."""
+    table = w.typed(doc, "runner", "", dict, 'a table: [runner] benchmark_binary = "path"', {})
+    w.check_keys(table, tuple(_RUNNER_KEYS), "[runner]")
+    values = {}
+    for key, field_name in _RUNNER_KEYS.items():
+        value = w.typed(table, key, "[runner] ", str, "a string")
+        if value is not None and key in _RUNNER_FILES and (base / value).expanduser().is_file():
+            value = str((base / value).expanduser().resolve())
+        values[field_name] = value
+    try:
+        return RunnerOptions(**values)
+    except UsageError as exc:
+        raise BuildConfigError(f"{w.path}: [runner]: {exc}") from None
+
+
 def load_build_config(path: str | Path, out: str | Path | None = None) -> BuildConfig:
     """Read and check the whole file; `out` (the --out flag) replaces [output] dir."""
 
@@ -283,7 +310,7 @@ def load_build_config(path: str | Path, out: str | Path | None = None) -> BuildC
     return BuildConfig(path=path, model=model, formats=formats, seq_len=seq_len, quantize=quantize, threads=threads,
                        measure=w.typed(doc, "measure", "", bool, "true or false", False), runs=runs,
                        out=Path(out) if out is not None else base / dir_text, folder_pattern=pattern,
-                       entries=tuple(entries))
+                       entries=tuple(entries), runner_options=_runner(w, doc, base))
 
 
 def select_entries(cfg: BuildConfig, only: list[str] | None) -> tuple[BuildEntry, ...]:

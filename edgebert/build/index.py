@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from edgebert.build.config import BuildEntry
+from edgebert.export.record import measurement_failures
 
 __all__ = ["INDEX", "INDEX_SCHEMA", "artifact_row", "index_row", "exit_code", "write_json", "previous_index"]
 
@@ -19,7 +20,8 @@ def artifact_row(folder: str, a: dict, raw: list[str]) -> dict:
         "file": f"{folder}/{a['file']}", "format": a["format"], "precision": a["precision"],
         "requested_precision": a.get("requested_precision"), "size_bytes": a["size_bytes"], "sha256": a["sha256"],
         "parity": {k: a["parity"].get(k) for k in ("passed", "max_abs_diff", "min_cosine", "mean_cosine")},
-        "latency": {"predicted": a["latency"]["predicted"], "measured": a["latency"]["measured"]},
+        "latency": {"predicted": a["latency"]["predicted"], "measured": a["latency"]["measured"],
+                    "skipped": a["latency"].get("skipped", []), "failed": a["latency"].get("failed", [])},
         "memory": {"predicted": a["memory"]["predicted"], "measured": a["memory"]["measured"]},
         "byte_reproducible": a["file"] not in raw,
     }
@@ -29,7 +31,7 @@ def index_row(entry: BuildEntry, key: str, status: str, manifest: dict | None = 
     row = {"name": entry.folder, "folder": entry.folder, "device": entry.profile_name, "profile": entry.device,
            "budget": {"latency": entry.latency, "memory": entry.memory, "latency_ms": entry.latency_ms,
                       "memory_mb": entry.memory_mb},
-           "target": entry.target, "status": status, "message": None, "reason": None, "exit_code": 0,
+           "target": entry.target.uri if entry.target else None, "status": status, "message": None, "reason": None, "exit_code": 0,
            "seconds": None, "this_run": True, "cache_key": key, "spec": None, "chosen": None, "artifacts": []}
     row.update(extra)
     if manifest is not None:
@@ -41,6 +43,10 @@ def index_row(entry: BuildEntry, key: str, status: str, manifest: dict | None = 
         row["chosen"] = {k: chosen.get(k) for k in keys}
         raw = manifest["build"].get("not_byte_reproducible", [])
         row["artifacts"] = [artifact_row(entry.folder, a, raw) for a in manifest["artifacts"]]
+        failed = measurement_failures(manifest)
+        if failed and row["exit_code"] == 0:  # built and published, but the target failed: the build exits 5
+            row["exit_code"] = 5
+            row["message"] = "measuring failed: " + "; ".join(f"{f['file']} on {f['where']}: {f['why']}" for f in failed)
     return row
 
 

@@ -7,14 +7,16 @@ from pathlib import Path
 from edgebert.bench import local_measurer
 from edgebert.commands.text import fmt
 from edgebert.deploy import DeviceExport, device_export
-from edgebert.errors import UsageError
+from edgebert.errors import RunnerError, UsageError
 from edgebert.export.pipeline import ExportConfig, export
+from edgebert.export.record import measurement_failures
 from edgebert.model.spec import SubnetSpec
 from edgebert.runners import RunnerOptions, parse_target
+from edgebert.runners.interface import DEFAULT_TIMEOUT_S
 from edgebert.select.budget import Budget
 from edgebert.select.profiles import load_profile
 
-__all__ = ["run_export", "export_summary", "format_export_summary"]
+__all__ = ["run_export", "export_summary", "format_export_summary", "measurement_error"]
 
 
 def _default_out(model: str | None, spec: SubnetSpec) -> str:
@@ -40,6 +42,7 @@ def run_export(
     no_rewire=False,
     no_measure=False,
     runs=50,
+    timeout=DEFAULT_TIMEOUT_S,
     options: RunnerOptions | None = None,
     progress: bool = True,
 ) -> dict:
@@ -62,6 +65,7 @@ def run_export(
             measure=not no_measure,
             runs=runs,
             options=options or RunnerOptions(),
+            timeout_s=timeout,
         )
         manifest, folder = device_export(req, progress=progress)
         return export_summary(manifest, folder)
@@ -106,6 +110,7 @@ def export_summary(manifest: dict, out: str) -> dict:
                     "predicted_source": predicted["source"] if predicted else None,
                 },
                 "notes": a["notes"],
+                "not_measured": {k: a["latency"].get(k, []) for k in ("skipped", "failed")},
             }
         )
     return {
@@ -117,7 +122,20 @@ def export_summary(manifest: dict, out: str) -> dict:
         "device": (manifest.get("device") or {}).get("name"),
         "budget": manifest.get("budget"),
         "artifacts": arts,
+        "measurement_failures": measurement_failures(manifest),
     }
+
+
+def measurement_error(summary: dict) -> RunnerError | None:
+    """Exit 5 for an export whose artifacts are published but whose measurement failed somewhere."""
+    failed = summary["measurement_failures"]
+    if not failed:
+        return None
+    lines = "; ".join(f"{f['file']} on {f['where']}: {f['why']}" for f in failed)
+    return RunnerError(
+        f"the artifacts passed their parity check and are published in {summary['out']}, but measuring failed "
+        f"({lines}). Fix the target and measure them with `edgebert bench {summary['out']} --target ...`"
+    )
 
 
 def format_export_summary(s: dict) -> str:
@@ -145,5 +163,7 @@ def format_export_summary(s: dict) -> str:
         )
         for note in a["notes"]:
             lines.append(f"  note: {note}")
+        for kind, entries in a["not_measured"].items():
+            lines.extend(f"  {kind} on {e['where']}: {e['why']}" for e in entries)
     lines.append(f"manifest: {s['manifest']}")
     return "\n".join(lines)

@@ -104,6 +104,19 @@ def test_errors_name_the_file_and_key(tmp_path, text, where):
     assert str(path) in str(err.value) and where in str(err.value)
 
 
+def test_runner_table_sets_how_targets_are_reached(tmp_path):
+    (tmp_path / "tools").mkdir()
+    (tmp_path / "tools" / "benchmark_model").write_text("")
+    text = '[matrix.pixel6]\ntarget = "adb://R58M"\n[runner]\nbenchmark_binary = "tools/benchmark_model"\n'
+    opts = load_build_config(config(tmp_path, text + 'adb = "adb-33"\ntaskset = "c0"\n')).runner_options
+    assert opts.benchmark_binary == str((tmp_path / "tools" / "benchmark_model").resolve())  # a file here
+    assert (opts.adb_path, opts.taskset_mask) == ("adb-33", "c0")  # not a file here: as written
+    with pytest.raises(BuildConfigError, match=r"\[runner\]: unknown key 'adb_path'"):
+        load_build_config(config(tmp_path, text + 'adb_path = "adb"\n'))
+    with pytest.raises(BuildConfigError, match=r"\[runner\]: taskset mask"):
+        load_build_config(config(tmp_path, text + 'taskset = "f0; reboot"\n'))
+
+
 def test_missing_config_file(tmp_path):
     with pytest.raises(BuildConfigError, match="does not exist; see examples/edgebert.toml"):
         load_build_config(tmp_path / "nope.toml")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import make_tiny_model, save_tiny_model_dir
+from conftest import DOUBLES, make_tiny_model, save_tiny_model_dir
 
 from edgebert.cli import main
 
@@ -344,6 +344,19 @@ def test_subprocess_json_and_help(tmp_path):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == index_of(root / "dist")
     assert "[1/1] a: built" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_entry_with_an_adb_target_measures_on_the_phone_and_records_skips(tmp_path, fake_phone):
+    """Issue 12 item 2: a build entry's `target` measured every format on it, and adb runs no ONNX."""
+    pytest.importorskip("litert_torch", reason="the tflite extra (litert-torch) is not installed")
+    root = make_project(tmp_path / "project")
+    entry = '[[entry]]\ndevice = "pixel6"\nlatency = "40ms"\ntarget = "adb://FAKE0123456789"\n'
+    runner = f'[runner]\nadb = "{DOUBLES / "adb"}"\nbenchmark_binary = "{DOUBLES / "benchmark_model"}"\n'
+    assert main(["build", str(write_config(root, entry + runner, formats=("tflite", "onnx")))]) == 0
+    m = json.loads((root / "dist" / "pixel6-40ms" / "manifest.json").read_text())
+    lat = {a["format"]: a["latency"] for a in m["artifacts"]}
+    assert [x["where"] for x in lat["tflite"]["measured"]] == ["adb://FAKE0123456789"]
+    assert lat["onnx"]["measured"] == [] and "--onnx-perf-test" in lat["onnx"]["skipped"][0]["why"]
 
 
 def test_normalised_torchscript_zip_is_reproducible_and_loads(tmp_path):

@@ -33,16 +33,9 @@ QUICK = BenchConfig(threads=2, runs=10, warmup=2, timeout_s=120)
 
 
 @pytest.fixture
-def phone(tmp_path, monkeypatch, python_on_path):
+def phone(fake_phone):
     """The fake device's folder; each test starts with an attached, authorized Pixel 6."""
-    if not shutil.which("toybox"):
-        pytest.skip("the adb stand-in runs the phone's shell tools with Debian's toybox: apt-get install toybox")
-    root = tmp_path / "phone"
-    monkeypatch.setenv("EDGEBERT_FAKE_ADB_ROOT", str(root))
-    monkeypatch.setenv("EDGEBERT_FAKE_ADB_STATE", "device")
-    monkeypatch.setenv("EDGEBERT_FAKE_ADB_LOG", str(tmp_path / "adb.log"))
-    monkeypatch.delenv("ANDROID_SERIAL", raising=False)
-    return root
+    return fake_phone
 
 
 @pytest.fixture
