@@ -329,10 +329,11 @@ def main(argv: list[str] | None = None) -> int:
     except EdgebertError as exc:
         click.echo(f"edgebert: error: {exc}", err=True)
         return exc.exit_code
-    except Terminated:
-        click.echo("edgebert: terminated; nothing half-written was left behind", err=True)
-        return EXIT_TERMINATED
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, click.exceptions.Abort) as exc:
+        # click turns any KeyboardInterrupt raised inside a command into Abort (the cause is kept).
+        if isinstance(exc, Terminated) or isinstance(exc.__cause__, Terminated):
+            click.echo("edgebert: terminated; nothing half-written was left behind", err=True)
+            return EXIT_TERMINATED
         click.echo("edgebert: interrupted; nothing half-written was left behind", err=True)
         return 130
     finally:

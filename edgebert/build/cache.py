@@ -14,11 +14,28 @@ from edgebert.export.manifest import MANIFEST, mismatches, read_manifest
 from edgebert.hashing import sha256_file
 from edgebert.model.loaded import resolve_model_dir
 
-__all__ = ["model_fingerprint", "toolchain", "cache_inputs", "cache_key", "changed", "mismatches", "cached", "cache_plan"]
+__all__ = [
+    "model_fingerprint",
+    "toolchain",
+    "cache_inputs",
+    "cache_key",
+    "changed",
+    "mismatches",
+    "cached",
+    "cache_plan",
+]
 
 # Converter toolchains: a new version may write different bytes, so each is part of the cache key.
-_TOOLCHAIN = ("torch", "onnx", "onnxscript", "onnxruntime", "litert-torch", "litert-converter", "ai-edge-quantizer",
-              "ai-edge-litert")
+_TOOLCHAIN = (
+    "torch",
+    "onnx",
+    "onnxscript",
+    "onnxruntime",
+    "litert-torch",
+    "litert-converter",
+    "ai-edge-quantizer",
+    "ai-edge-litert",
+)
 
 
 def model_fingerprint(model: str | None) -> str:
@@ -46,8 +63,11 @@ def cache_inputs(cfg: BuildConfig, entry: BuildEntry, model_sha: str, toolchain:
     return {
         "edgebert": __version__,
         "model_files_sha256": model_sha,
-        "profile": {"name": entry.profile_name, "file_sha256": entry.profile_sha256,
-                    "loaded_sha256": entry.profile_fingerprint},
+        "profile": {
+            "name": entry.profile_name,
+            "file_sha256": entry.profile_sha256,
+            "loaded_sha256": entry.profile_fingerprint,
+        },
         "budget": {"latency_ms": entry.latency_ms, "memory_mb": entry.memory_mb},
         "formats": list(cfg.formats) if cfg.formats else None,
         "seq_len": cfg.seq_len,
@@ -81,7 +101,12 @@ def cached(folder: Path, key: str, inputs: dict) -> tuple[dict | None, str]:
     if build.get("cache_key") != key:
         return None, changed(build.get("inputs"), inputs)
     bad = mismatches(folder, manifest)
-    return (None, "changed on disk: " + "; ".join(bad)) if bad else (manifest, "inputs unchanged")
+    if bad:
+        return None, "changed on disk: " + "; ".join(bad)
+    failed = [a["file"] for a in manifest.get("artifacts", []) if a["latency"].get("failed")]
+    if failed:  # the artifacts are fine, but the target measurement the inputs ask for never happened
+        return None, f"measuring {', '.join(failed)} failed last time"
+    return manifest, "inputs unchanged"
 
 
 def cache_plan(cfg: BuildConfig) -> dict[str, tuple[str, dict]]:
