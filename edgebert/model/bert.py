@@ -19,6 +19,7 @@ from torch import nn
 
 from edgebert.errors import ModelError
 from edgebert.model.config import FORMAT_VERSION, BertConfig
+from edgebert.model.factorise import linear_cols, linear_rows, make_embedding, make_linear
 
 __all__ = ["BertConfig", "Bert", "load_model", "is_edgebert_dir", "CONFIG_FILE", "WEIGHTS_FILE"]
 
@@ -29,7 +30,7 @@ WEIGHTS_FILE = "model.safetensors"
 class Embeddings(nn.Module):
     def __init__(self, c: BertConfig):
         super().__init__()
-        self.word = nn.Embedding(c.vocab_size, c.hidden_size, padding_idx=c.pad_token_id)
+        self.word = make_embedding(c.vocab_size, c.hidden_size, c.embedding_rank, c.pad_token_id)
         self.position = nn.Embedding(c.max_position_embeddings, c.hidden_size)
         self.token_type = nn.Embedding(max(c.type_vocab_size, 1), c.hidden_size)
         self.norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
@@ -46,10 +47,10 @@ class Attention(nn.Module):
         super().__init__()
         self.heads, self.head_dim = heads, c.head_dim
         inner = heads * c.head_dim
-        self.query = nn.Linear(c.hidden_size, inner)
-        self.key = nn.Linear(c.hidden_size, inner)
-        self.value = nn.Linear(c.hidden_size, inner)
-        self.out = nn.Linear(inner, c.hidden_size)
+        self.query = make_linear(c.hidden_size, inner, c.weight_rank)
+        self.key = make_linear(c.hidden_size, inner, c.weight_rank)
+        self.value = make_linear(c.hidden_size, inner, c.weight_rank)
+        self.out = make_linear(inner, c.hidden_size, c.weight_rank)
         self.norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
         self.drop_attn = nn.Dropout(c.attention_dropout)
         self.drop = nn.Dropout(c.hidden_dropout)
@@ -66,8 +67,8 @@ class Attention(nn.Module):
             q, k, v, out = self.query(x), self.key(x), self.value(x), self.out
         else:
             inner = heads * self.head_dim
-            q, k, v = (F.linear(x, lin.weight[:inner], lin.bias[:inner]) for lin in (self.query, self.key, self.value))
-            out = lambda c: F.linear(c, self.out.weight[:, :inner], self.out.bias)  # noqa: E731
+            q, k, v = (linear_rows(lin, x, inner) for lin in (self.query, self.key, self.value))
+            out = lambda c: linear_cols(self.out, c, inner)  # noqa: E731
         b, s, _ = x.shape
         q, k, v = self._split(q, heads), self._split(k, heads), self._split(v, heads)
         scores = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim)) + mask_bias
@@ -81,8 +82,8 @@ class Attention(nn.Module):
 class FeedForward(nn.Module):
     def __init__(self, c: BertConfig, width: int):
         super().__init__()
-        self.up = nn.Linear(c.hidden_size, width)
-        self.down = nn.Linear(width, c.hidden_size)
+        self.up = make_linear(c.hidden_size, width, c.weight_rank)
+        self.down = make_linear(width, c.hidden_size, c.weight_rank)
         self.norm = nn.LayerNorm(c.hidden_size, eps=c.layer_norm_eps)
         self.drop = nn.Dropout(c.hidden_dropout)
 
@@ -90,8 +91,8 @@ class FeedForward(nn.Module):
         """width=None: every neuron; width=n: the first n, on views of the shared weights (dynamic training)."""
         if width is None:
             return self.norm(x + self.drop(self.down(F.gelu(self.up(x)))))
-        h = F.gelu(F.linear(x, self.up.weight[:width], self.up.bias[:width]))
-        return self.norm(x + self.drop(F.linear(h, self.down.weight[:, :width], self.down.bias)))
+        h = F.gelu(linear_rows(self.up, x, width))
+        return self.norm(x + self.drop(linear_cols(self.down, h, width)))
 
 
 class Layer(nn.Module):

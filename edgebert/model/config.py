@@ -23,6 +23,10 @@ class BertConfig:
     head_dim: int
     max_position_embeddings: int = 512
     type_vocab_size: int = 2
+    # LadaBERT factorisation (model/factorise.py; 0 = dense): the word-embedding table as vocab x r @ r x hidden,
+    # and every layer's projection/FFN matrix as two thin ones, wherever the factors are the smaller.
+    embedding_rank: int = 0
+    weight_rank: int = 0
     layer_norm_eps: float = 1e-12
     hidden_dropout: float = 0.1
     attention_dropout: float = 0.1
@@ -48,6 +52,10 @@ class BertConfig:
             raise ModelError(f"unknown task {self.task!r}: expected 'embedding' or 'classification'")
         if self.task == "classification" and self.num_labels < 1:
             raise ModelError("a classification config needs num_labels >= 1")
+        for name in ("embedding_rank", "weight_rank"):
+            rank = getattr(self, name)
+            if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank <= self.hidden_size:
+                raise ModelError(f"{name} must be 0 (dense) or 1..{self.hidden_size} (the full rank), got {rank!r}")
 
     @property
     def num_layers(self) -> int:

@@ -58,6 +58,9 @@ def rewire(
     progress: bool = True,
 ) -> tuple[Bert, dict]:
     """A new model with every layer's heads and FFN neurons sorted by importance, and a JSON-able report."""
+    if model.config.weight_rank:
+        # Importance and reordering here read dense weights; factorise after rewiring (compress does).
+        raise UsageError("rewire a model before factorising its weights (edgebert compress rewires first)")
     texts = list(texts)
     work = _private_copy(model)
     imp = _importance(work, texts, tokenizer, labels, batch_size, seq_len, seed, progress)

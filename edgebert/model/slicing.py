@@ -9,18 +9,15 @@ import torch
 from torch import nn
 
 from edgebert.model.bert import Bert
+from edgebert.model.factorise import sliced_linear_state
 from edgebert.model.spec import SubnetSpec, kept_layers, subnet_config
 
 __all__ = ["slice_model"]
 
 
-def _take(linear: nn.Linear, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None) -> dict:
-    w, b = linear.weight.detach(), linear.bias.detach()
-    if rows is not None:
-        w, b = w[rows], b[rows]
-    if cols is not None:
-        w = w[:, cols]
-    return {"weight": w.clone(), "bias": b.clone()}
+def _take(old: nn.Module, new: nn.Module, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None) -> dict:
+    """A dense or factorised (model/factorise.py) projection restricted to `rows`/`cols`, shaped like `new`."""
+    return sliced_linear_state(old, new, rows, cols)
 
 
 def slice_model(model: Bert, spec: SubnetSpec) -> Bert:
@@ -35,12 +32,12 @@ def slice_model(model: Bert, spec: SubnetSpec) -> Bert:
         rows = torch.arange(heads[new_i] * c.head_dim)
         neurons = torch.arange(ffn[new_i])
         parts = {
-            "attention.query": _take(old.attention.query, rows=rows),
-            "attention.key": _take(old.attention.key, rows=rows),
-            "attention.value": _take(old.attention.value, rows=rows),
-            "attention.out": _take(old.attention.out, cols=rows),
-            "ffn.up": _take(old.ffn.up, rows=neurons),
-            "ffn.down": _take(old.ffn.down, cols=neurons),
+            "attention.query": _take(old.attention.query, new.layers[new_i].attention.query, rows=rows),
+            "attention.key": _take(old.attention.key, new.layers[new_i].attention.key, rows=rows),
+            "attention.value": _take(old.attention.value, new.layers[new_i].attention.value, rows=rows),
+            "attention.out": _take(old.attention.out, new.layers[new_i].attention.out, cols=rows),
+            "ffn.up": _take(old.ffn.up, new.layers[new_i].ffn.up, rows=neurons),
+            "ffn.down": _take(old.ffn.down, new.layers[new_i].ffn.down, cols=neurons),
         }
         for part, tensors in parts.items():
             for name, t in tensors.items():
