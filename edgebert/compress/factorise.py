@@ -13,7 +13,7 @@ from edgebert.errors import UsageError
 from edgebert.model.bert import Bert
 from edgebert.model.factorise import FactorisedEmbedding, FactorisedLinear, dense_weight, svd_factors
 
-__all__ = ["factorise", "resolve_rank", "factorised_tensors"]
+__all__ = ["factorise", "resolve_rank"]
 
 
 def resolve_rank(value: float | int | str | None, full: int, flag: str) -> int:
@@ -74,14 +74,3 @@ def _refit(old: nn.Module, new: nn.Module) -> dict[str, torch.Tensor]:
         left, right = svd_factors(w, new.rank)
         return {"expand.weight": left, "expand.bias": bias, "reduce.weight": right}
     return {"weight": w, "bias": bias}
-
-
-def factorised_tensors(model: Bert) -> dict[str, list[int]]:
-    """name -> [rows, rank, cols] of every factorised tensor (the manifest's record)."""
-    out = {}
-    for name, m in model.named_modules():
-        if isinstance(m, FactorisedLinear):
-            out[name] = [m.expand.out_features, m.rank, m.reduce.in_features]
-        elif isinstance(m, FactorisedEmbedding):
-            out[name] = [m.table.num_embeddings, m.rank, m.proj.out_features]
-    return out

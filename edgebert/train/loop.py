@@ -40,10 +40,10 @@ def save_stage(acc, model: Bert, path: Path) -> None:
     acc.wait_for_everyone()  # no process may look for `path` before it is complete
 
 
-def prepare_work(cfg: "TrainConfig", acc) -> Path:
-
+def prepare_work(cfg: "TrainConfig", acc, proof=trained_folder_proof) -> Path:
+    """`proof`: how --force recognises a folder this command wrote (compress passes its own)."""
     out = Path(cfg.out)
-    check_output_dir(out, cfg.force, proof=trained_folder_proof)
+    check_output_dir(out, cfg.force, proof=proof)
     work = out.parent / f".{out.name}.train"
     identity = work / "run.json"
     if acc.is_main_process:
@@ -170,8 +170,24 @@ def _sync_grads(acc, model) -> None:
 
 
 def run_stage(
-    stage, student, teacher, step_fn, *, cfg, acc, work, train_set, tokenizer, labels, log, progress, stop_at
+    stage,
+    student,
+    teacher,
+    step_fn,
+    *,
+    cfg,
+    acc,
+    work,
+    train_set,
+    tokenizer,
+    labels,
+    log,
+    progress,
+    stop_at,
+    after_step=None,
 ) -> Bert:
+    """`after_step(student, steps_done, total)` runs after each optimizer step, before any checkpoint
+    (compress's pruning keeps its zeros there, so a checkpoint never holds a weight the mask removed)."""
     from tqdm.auto import tqdm
 
     seq_len = min(cfg.seq_len, student.config.max_position_embeddings)
@@ -198,6 +214,8 @@ def run_stage(
             torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
             opt.step()
             sched.step()
+            if after_step is not None:
+                after_step(student, step + 1, total)
             seen += len(batch["input_ids"]) * acc.num_processes
             elapsed = time.perf_counter() - t0
             bar.set_postfix(loss=f"{history[-1]:.4f}", ex_s=f"{seen / max(elapsed, 1e-9):.1f}")
