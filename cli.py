@@ -135,6 +135,13 @@ def export(as_json, **kw):
     failed = measurement_error(summary)
     if failed is not None:  # after the summary: the artifacts are published either way
         raise failed
+@click.option(
+    "--early-exit",
+    callback=_policy,
+    metavar="POLICY",
+    help="also write early-exit segments, run by POLICY: entropy=T, patience=K or confidence=P "
+    "(a model trained with `edgebert train --exits`)",
+)
 
 
 @cli.command("profiles", epilog=_epilog())
@@ -302,6 +309,14 @@ def evaluate(**kw):
 @click.pass_context
 def build(ctx, config, only, check, no_cache, out, as_json):
     """Build every (device, budget) of an edgebert.toml: cached, reproducible, with index.json.
+@click.option(
+    "--exits",
+    type=click.Choice(("romebert", "deebert")),
+    is_flag=False,
+    flag_value="romebert",
+    help="also train an early-exit classifier after every layer: romebert (default when the flag is "
+    "bare: joint, self-distilled) or deebert (exits after the backbone, which is frozen)",
+)
 
     Exports the sub-network chosen for each entry into its own folder, skips entries whose inputs did
     not change, and writes index.json. Exit 3 lists the entries that fit no candidate; 4 a parity failure."""

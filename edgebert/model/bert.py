@@ -130,6 +130,9 @@ class Bert(nn.Module):
         self.embeddings = Embeddings(config)
         self.layers = nn.ModuleList(Layer(config, h, f) for h, f in zip(config.heads, config.ffn))
         self.head = ClassifierHead(config) if config.task == "classification" else None
+        # Early exit: exits[i] classifies after layer i; the last layer's exit is `head` (model/exits.py).
+        if config.exits:
+            self.exits = nn.ModuleList(ClassifierHead(config) for _ in range(config.num_layers - 1))
 
     @property
     def output_name(self) -> str:

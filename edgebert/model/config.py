@@ -37,6 +37,8 @@ class BertConfig:
     labels: tuple[str, ...] = ()
     # Which layers of the original model each kept layer came from (provenance of a slice).
     source_layers: tuple[int, ...] = ()
+    # Early exit (issue 14): an internal classifier after every layer but the last (model/exits.py).
+    exits: bool = False
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
@@ -56,6 +58,8 @@ class BertConfig:
             rank = getattr(self, name)
             if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank <= self.hidden_size:
                 raise ModelError(f"{name} must be 0 (dense) or 1..{self.hidden_size} (the full rank), got {rank!r}")
+        if self.exits and self.task != "classification":
+            raise ModelError("exit heads are classifiers: a model with exits needs task 'classification'")
 
     @property
     def num_layers(self) -> int:

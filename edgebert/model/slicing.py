@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from edgebert.model.bert import Bert
+from edgebert.model.exits import exit_state
 from edgebert.model.factorise import sliced_linear_state
 from edgebert.model.spec import SubnetSpec, kept_layers, subnet_config
 
@@ -26,7 +27,8 @@ def slice_model(model: Bert, spec: SubnetSpec) -> Bert:
     layers = kept_layers(spec.depth, c.num_layers)
     heads, ffn = config.heads, config.ffn
     new = Bert(config)
-    state = {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith("layers.")}
+    state = {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith(("layers.", "exits."))}
+    state.update(exit_state(model, layers))
     for new_i, old_i in enumerate(layers):
         old = model.layers[old_i]
         rows = torch.arange(heads[new_i] * c.head_dim)

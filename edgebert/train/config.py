@@ -15,6 +15,7 @@ from edgebert.select.quality import QUALITY_FILE
 __all__ = ["TrainConfig", "TASKS", "TRAIN_CONFIG_FILE", "trained_folder_proof"]
 
 TASKS = ("classification", "embedding")
+EXIT_MODES = ("romebert", "deebert")  # train/exits.py implements them
 CONFIG_VERSION = 1
 TRAIN_CONFIG_FILE = "train_config.json"
 _TRAINED_FILES = {
@@ -24,6 +25,7 @@ _TRAINED_FILES = {
     QUALITY_FILE,
     "training.json",
     "rewire.json",
+    "exits.json",  # train/exits.py EXITS_FILE
     *TOKENIZER_FILES,
 }
 
@@ -64,6 +66,10 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 100
     keep_teacher: bool = False  # also save the teacher in OUT/teacher (benchmarks compare against it)
+    # Early exit (train/exits.py): None, "romebert" (joint, one stage) or "deebert" (exits after the backbone).
+    exits: str | None = None
+    exit_kd_weight: float = 0.5  # RomeBERT's gamma: share of each exit's loss that is self-distillation
+    exit_temperature: float = 2.0  # RomeBERT's distillation temperature T
     resume: bool = False
     force: bool = False
     version: int = CONFIG_VERSION
@@ -83,6 +89,12 @@ class TrainConfig:
             raise UsageError("--epochs and --lr must be > 0")
         for w in self.widths + self.depths:
             SubnetSpec(w, 1.0)  # range check with the spec's own message
+        if self.exits is not None and self.exits not in EXIT_MODES:
+            raise UsageError(f"--exits must be one of {', '.join(EXIT_MODES)}, got {self.exits!r}")
+        if self.exits is not None and self.task != "classification":
+            raise UsageError("--exits trains classifiers at every layer; it needs --task classification")
+        if not (0.0 <= self.exit_kd_weight <= 1.0) or self.exit_temperature <= 0:
+            raise UsageError("exit_kd_weight must be in [0, 1] and exit_temperature > 0")
         if 1.0 not in self.widths or 1.0 not in self.depths:
             raise UsageError("--widths and --depths must include 1.0 (the full model is the depth stage's teacher)")
 

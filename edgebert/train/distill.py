@@ -5,6 +5,7 @@ the fixed full model, soft cross-entropy on the outputs + `width_hidden_weight` 
 states. depth (DynaBERT): every width x depth against the width-adaptive model at the same width,
 hidden states matched at the kept layers. `--task embedding` swaps the soft cross-entropy for
 cosine + MSE on sentence embeddings. Gradients of all sub-networks accumulate before the step.
+`exits` (train/exits.py RomeBert) adds the early-exit losses of each sub-network to its backward.
 """
 
 from __future__ import annotations
@@ -46,7 +47,15 @@ def teacher_step(cfg, acc):
     return step
 
 
-def width_step(cfg, acc):
+def _backward(acc, exits, student, loss, out, states, layers, batch) -> float:
+    """Plain backward, or with the exits' losses added (train/exits.py: RomeBERT's joint training)."""
+    if exits is None:
+        acc.backward(loss)
+        return loss.item()
+    return exits.backward(acc, student, loss, out, states, layers, batch)
+
+
+def width_step(cfg, acc, exits=None):
     """All widths at full depth against the fixed full teacher; gradients accumulate over widths."""
 
     def step(student, teacher, batch):
@@ -56,14 +65,13 @@ def width_step(cfg, acc):
         for w in cfg.widths:
             out, states, layers = dynamic_forward(student, batch, SubnetSpec(w, 1.0))
             loss = _output_loss(cfg.task, out, t_out) + cfg.width_hidden_weight * _hidden_loss(states, layers, t_states)
-            acc.backward(loss)
-            total += loss.item()
+            total += _backward(acc, exits, student, loss, out, states, layers, batch)
         return total / len(cfg.widths)
 
     return step
 
 
-def depth_step(cfg, acc):
+def depth_step(cfg, acc, exits=None):
     """Every width × depth; the teacher is the width-adaptive model at the same width, full depth."""
 
     def step(student, teacher, batch):
@@ -74,8 +82,7 @@ def depth_step(cfg, acc):
             for d in cfg.depths:
                 out, states, layers = dynamic_forward(student, batch, SubnetSpec(w, d))
                 loss = _output_loss(cfg.task, out, t_out) + _hidden_loss(states, layers, t_states)
-                acc.backward(loss)
-                total, n = total + loss.item(), n + 1
+                total, n = total + _backward(acc, exits, student, loss, out, states, layers, batch), n + 1
         return total / n
 
     return step

@@ -67,7 +67,7 @@ def prepare_work(cfg: "TrainConfig", acc, proof=trained_folder_proof) -> Path:
     return work
 
 
-STAGES = ("teacher", "width", "depth")
+STAGES = ("teacher", "width", "depth", "exits")  # "exits": DeeBERT's second stage (train/exits.py)
 
 
 class _CtrlC:

@@ -25,6 +25,7 @@ from edgebert._optional import require
 from edgebert.errors import DataError, UsageError
 from edgebert.export.atomic import atomic_dir
 from edgebert.model.bert import Bert, load_model, with_task_head
+from edgebert.model.exits import with_exits
 from edgebert.model.packaged import default_model_dir
 from edgebert.model.rewire import rewire
 from edgebert.model.spec import SubnetSpec
@@ -34,6 +35,7 @@ from edgebert.train.config import TRAIN_CONFIG_FILE, TrainConfig, trained_folder
 from edgebert.train.data import BUILTIN, DataSet, check_labels, hash_split, load_data
 from edgebert.train.distill import depth_step, teacher_step, width_step
 from edgebert.train.evaluate import measure
+from edgebert.train.exits import EXITS_FILE, RomeBert, deebert_step, exit_table, freeze_backbone
 from edgebert.train.loop import peak_rss_mb, prepare_work, run_stage, save_stage
 
 __all__ = ["train"]
@@ -154,9 +156,21 @@ def train(args: TrainConfig, progress: bool = True, *, _stop_at: tuple[str, int]
     if (work / "width").exists():
         width_model = load_model(work / "width")
     else:
-        width_model = run_stage("width", _copy(rewired), rewired, width_step(cfg, acc), labels=labels, **common)
+        student = with_exits(_copy(rewired)) if rome else _copy(rewired)
+        width_model = run_stage("width", student, rewired, width_step(cfg, acc, rome), labels=labels, **common)
         save_stage(acc, width_model, work / "width")
-    final = run_stage("depth", _copy(width_model), width_model, depth_step(cfg, acc), labels=labels, **common)
+    # RomeBERT trains the exits jointly with DynaBERT's stages; DeeBERT adds them after (train/exits.py).
+    rome = RomeBert(cfg.exit_kd_weight, cfg.exit_temperature) if cfg.exits == "romebert" else None
+    if cfg.exits == "deebert" and (work / "depth").exists():
+        final = load_model(work / "depth")
+    else:
+        final = run_stage("depth", _copy(width_model), width_model, depth_step(cfg, acc, rome), labels=labels, **common)
+    if cfg.exits == "deebert":
+        if not (work / "depth").exists():
+            save_stage(acc, final, work / "depth")
+        student = freeze_backbone(with_exits(final))
+        final = run_stage("exits", student, None, deebert_step(cfg, acc), labels=labels, **common)
+        final.requires_grad_(True)
     out = Path(cfg.out)
     if acc.is_main_process:
         _finish(cfg, final, teacher, dev, src, work, log, progress)
@@ -182,11 +196,14 @@ def _finish(cfg, final, teacher, dev, src, work, log, progress) -> None:
         final.save(tmp)
         copy_tokenizer_files(src, tmp)
         (tmp / TRAIN_CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    exits = exit_table(final, dev, load_tokenizer(src), specs, seq_len=cfg.seq_len) if cfg.exits else None
         write_table(tmp, table)
         (tmp / "training.json").write_text(json.dumps(log, indent=2) + "\n")
         if (work / "rewire.json").exists():
             shutil.copy2(work / "rewire.json", tmp / "rewire.json")
         if cfg.keep_teacher:
             teacher.cpu().save(tmp / "teacher")
+        if exits is not None:
+            (tmp / EXITS_FILE).write_text(json.dumps(exits, indent=2) + "\n")
             copy_tokenizer_files(src, tmp / "teacher")
     shutil.rmtree(work, ignore_errors=True)
