@@ -135,13 +135,6 @@ def export(as_json, **kw):
     failed = measurement_error(summary)
     if failed is not None:  # after the summary: the artifacts are published either way
         raise failed
-@click.option(
-    "--early-exit",
-    callback=_policy,
-    metavar="POLICY",
-    help="also write early-exit segments, run by POLICY: entropy=T, patience=K or confidence=P "
-    "(a model trained with `edgebert train --exits`)",
-)
 
 
 @cli.command("profiles", epilog=_epilog())
@@ -249,6 +242,14 @@ def calibrate(as_json, **kw):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--checkpoint-every", type=int, default=100, show_default=True, help="steps between checkpoints")
 @click.option("--keep-teacher", is_flag=True, help="also save the teacher in OUT/teacher")
+@click.option(
+    "--exits",
+    type=click.Choice(("romebert", "deebert")),
+    is_flag=False,
+    flag_value="romebert",
+    help="also train an early-exit classifier after every layer: romebert (default when the flag is "
+    "bare: joint, self-distilled) or deebert (exits after the backbone, which is frozen)",
+)
 @click.option("--resume", is_flag=True, help="continue an interrupted run of the same --out")
 @click.option("--force", is_flag=True, help="replace an existing --out / discard an unfinished run")
 def train(**kw):
@@ -309,14 +310,6 @@ def evaluate(**kw):
 @click.pass_context
 def build(ctx, config, only, check, no_cache, out, as_json):
     """Build every (device, budget) of an edgebert.toml: cached, reproducible, with index.json.
-@click.option(
-    "--exits",
-    type=click.Choice(("romebert", "deebert")),
-    is_flag=False,
-    flag_value="romebert",
-    help="also train an early-exit classifier after every layer: romebert (default when the flag is "
-    "bare: joint, self-distilled) or deebert (exits after the backbone, which is frozen)",
-)
 
     Exports the sub-network chosen for each entry into its own folder, skips entries whose inputs did
     not change, and writes index.json. Exit 3 lists the entries that fit no candidate; 4 a parity failure."""

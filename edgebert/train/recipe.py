@@ -153,14 +153,14 @@ def train(args: TrainConfig, progress: bool = True, *, _stop_at: tuple[str, int]
             (work / "rewire.json").write_text(json.dumps(report, indent=2) + "\n")
         save_stage(acc, rewired, work / "rewired")
 
+    # RomeBERT trains the exits jointly with DynaBERT's stages; DeeBERT adds them after (train/exits.py).
+    rome = RomeBert(cfg.exit_kd_weight, cfg.exit_temperature) if cfg.exits == "romebert" else None
     if (work / "width").exists():
         width_model = load_model(work / "width")
     else:
         student = with_exits(_copy(rewired)) if rome else _copy(rewired)
         width_model = run_stage("width", student, rewired, width_step(cfg, acc, rome), labels=labels, **common)
         save_stage(acc, width_model, work / "width")
-    # RomeBERT trains the exits jointly with DynaBERT's stages; DeeBERT adds them after (train/exits.py).
-    rome = RomeBert(cfg.exit_kd_weight, cfg.exit_temperature) if cfg.exits == "romebert" else None
     if cfg.exits == "deebert" and (work / "depth").exists():
         final = load_model(work / "depth")
     else:
@@ -191,19 +191,19 @@ def _finish(cfg, final, teacher, dev, src, work, log, progress) -> None:
     t0 = time.perf_counter()
     table = measure(final, dev, load_tokenizer(src), specs, seq_len=cfg.seq_len, progress=progress)
     log["quality_seconds"] = round(time.perf_counter() - t0, 1)
+    exits = exit_table(final, dev, load_tokenizer(src), specs, seq_len=cfg.seq_len) if cfg.exits else None
     log["peak_rss_mb"] = round(max(log.get("peak_rss_mb", 0), peak_rss_mb()), 1)
     with atomic_dir(Path(cfg.out), force=True, proof=trained_folder_proof) as tmp:
         final.save(tmp)
         copy_tokenizer_files(src, tmp)
         (tmp / TRAIN_CONFIG_FILE).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    exits = exit_table(final, dev, load_tokenizer(src), specs, seq_len=cfg.seq_len) if cfg.exits else None
         write_table(tmp, table)
+        if exits is not None:
+            (tmp / EXITS_FILE).write_text(json.dumps(exits, indent=2) + "\n")
         (tmp / "training.json").write_text(json.dumps(log, indent=2) + "\n")
         if (work / "rewire.json").exists():
             shutil.copy2(work / "rewire.json", tmp / "rewire.json")
         if cfg.keep_teacher:
             teacher.cpu().save(tmp / "teacher")
-        if exits is not None:
-            (tmp / EXITS_FILE).write_text(json.dumps(exits, indent=2) + "\n")
             copy_tokenizer_files(src, tmp / "teacher")
     shutil.rmtree(work, ignore_errors=True)
