@@ -17,8 +17,9 @@ from edgebert import __version__
 from edgebert.artifact import PRECISIONS
 from edgebert.commands.options import runner_options
 from edgebert.commands.profiles import format_profile, format_profiles_table, profiles
-from edgebert.errors import EXIT_CODES, EdgebertError
+from edgebert.errors import EXIT_CODES, EdgebertError, UsageError
 from edgebert.registry import CONVERTERS
+from edgebert.runtime.policy import parse_policy
 
 __all__ = ["main", "cli"]
 
@@ -63,6 +64,16 @@ def _floats(ctx, param, text):
 
 
 _FORMATS_HELP = f"comma-separated, from: {','.join(CONVERTERS.names())}"
+
+
+def _policy(ctx, param, text):
+    """The one place an early-exit policy is parsed (edgebert.runtime.policy); a bad one exits 2."""
+    if text is None:
+        return None
+    try:
+        return parse_policy(text)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _runner_flags(f):
@@ -119,6 +130,13 @@ def cli(ctx):
 @click.option("--no-measure", is_flag=True, help="skip timing the artifacts on this machine")
 @click.option("--runs", type=int, default=50, show_default=True, help="timed runs per artifact when measuring")
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="seconds per artifact and target")
+@click.option(
+    "--early-exit",
+    callback=_policy,
+    metavar="POLICY",
+    help="also write early-exit segments, run by POLICY: entropy=T, patience=K or confidence=P "
+    "(a model trained with `edgebert train --exits`)",
+)
 @_runner_flags
 @click.option("--json", "as_json", is_flag=True, help="print the manifest summary as JSON on stdout")
 def export(as_json, **kw):
@@ -135,6 +153,22 @@ def export(as_json, **kw):
     failed = measurement_error(summary)
     if failed is not None:  # after the summary: the artifacts are published either way
         raise failed
+
+
+@cli.command(epilog=_epilog())
+@click.argument("folder")
+@click.argument("texts", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(CONVERTERS.names()), help="artifact format (default: onnx if there)")
+@click.option("--early-exit", callback=_policy, metavar="POLICY", help="override the folder's early-exit policy")
+@click.option("--threads", type=int, default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="a list of {label, scores | embedding, exit_layer, ms}")
+def predict(folder, texts, fmt, early_exit, threads, as_json):
+    """Run an export folder on TEXTs with edgebert.runtime (no torch for onnx/tflite): labels and scores (or
+    embeddings), the exit layer taken (1-based) and the measured time per text."""
+    from edgebert.commands.predict import format_predictions, run_predict
+
+    results = run_predict(folder=folder, texts=list(texts), fmt=fmt, threads=threads, policy=early_exit)
+    click.echo(json.dumps(results, indent=2) if as_json else format_predictions(results, texts))
 
 
 @cli.command("profiles", epilog=_epilog())

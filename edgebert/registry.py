@@ -9,7 +9,7 @@ import importlib
 
 from edgebert.errors import UsageError
 
-__all__ = ["Registry", "CONVERTERS", "RUNNERS"]
+__all__ = ["Registry", "CONVERTERS", "RUNNERS", "SEGMENT_WRITERS"]
 
 
 class Registry:
@@ -42,3 +42,7 @@ class Registry:
 
 CONVERTERS = Registry("format", {name: f"edgebert.converters.{name}" for name in ("onnx", "tflite", "torchscript")})
 RUNNERS = Registry("target kind", {name: f"edgebert.runners.{name}" for name in ("local", "ssh", "adb")})
+# Early-exit segment writers (issue 14): one function per format, all in converters/segments.py.
+SEGMENT_WRITERS = Registry(
+    "early-exit segment format", {name: "edgebert.converters.segments" for name in ("onnx", "tflite", "torchscript")}
+)

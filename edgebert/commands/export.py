@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgebert.bench import local_measurer
+from edgebert.commands.early_exit import early_exit_summary, format_early_exit, prepare_early_exit
 from edgebert.commands.text import fmt
 from edgebert.deploy import DeviceExport, device_export
 from edgebert.errors import RunnerError, UsageError
@@ -13,6 +14,7 @@ from edgebert.export.record import measurement_failures
 from edgebert.model.spec import SubnetSpec
 from edgebert.runners import RunnerOptions, parse_target
 from edgebert.runners.interface import DEFAULT_TIMEOUT_S
+from edgebert.runtime.policy import Policy
 from edgebert.select.budget import Budget
 from edgebert.select.profiles import load_profile
 
@@ -45,8 +47,11 @@ def run_export(
     timeout=DEFAULT_TIMEOUT_S,
     options: RunnerOptions | None = None,
     progress: bool = True,
+    early_exit: Policy | None = None,
 ) -> dict:
     """`edgebert export`: a given --width/--depth, or the sub-network the selector picks for --device."""
+    if device is not None and early_exit is not None:
+        raise UsageError("--early-exit takes --width/--depth: the selector does not choose exit policies yet")
     if device is not None:
         if width is not None or depth is not None:
             raise UsageError("give either --width/--depth or --device/--budget, not both (the selector picks the spec)")
@@ -85,9 +90,10 @@ def run_export(
         rewire=not no_rewire,
         threads=threads or 1,
     )
+    loaded, finish = prepare_early_exit(cfg, early_exit) if early_exit is not None else (None, None)
     measure = None if no_measure else local_measurer(threads=cfg.threads, seq_len=cfg.seq_len, runs=runs)
-    manifest = export(cfg, progress=progress, measure=measure)
-    return export_summary(manifest, cfg.out)
+    manifest = export(cfg, progress=progress, measure=measure, loaded=loaded, finish=finish)
+    return {**export_summary(manifest, cfg.out), "early_exit": early_exit_summary(manifest)}
 
 
 def export_summary(manifest: dict, out: str) -> dict:
@@ -165,5 +171,6 @@ def format_export_summary(s: dict) -> str:
             lines.append(f"  note: {note}")
         for kind, entries in a["not_measured"].items():
             lines.extend(f"  {kind} on {e['where']}: {e['why']}" for e in entries)
+    lines.extend(format_early_exit(s.get("early_exit")))
     lines.append(f"manifest: {s['manifest']}")
     return "\n".join(lines)

@@ -1,0 +1,100 @@
+"""Early-exit segments on disk: one graph per segment, written per format.
+
+A segment is a plain nn.Module (export/segments.py builds them) whose inputs all have shape [batch,
+sequence, ...]. ONNX: one file per segment, dynamic batch and sequence. TorchScript: one traced, frozen
+file per segment. TFLite: one file holding one signature per segment, static (1, seq_len) like the
+plain TFLite artifact. Each writer returns the file names it wrote; verification happens in
+export/segments.py through edgebert.runtime, the code `edgebert predict` runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from edgebert._optional import require
+from edgebert.converters._common import quiet
+from edgebert.registry import SEGMENT_WRITERS
+
+__all__ = ["write_onnx", "write_torchscript", "write_tflite"]
+
+OPSET = 20  # as converters/onnx.py
+
+
+@SEGMENT_WRITERS.register("onnx")
+def write_onnx(segments, examples, names, folder: Path, max_len: int) -> list[str]:
+    import onnx
+
+    files = []
+    for k, (seg, example, (inputs, outputs)) in enumerate(zip(segments, examples, names), start=1):
+        batch = torch.export.Dim("batch", min=1, max=4096)
+        sequence = torch.export.Dim("sequence", min=1, max=max_len)
+        with quiet():
+            program = torch.onnx.export(
+                seg.eval(),
+                example,
+                dynamo=True,
+                opset_version=OPSET,
+                verbose=False,
+                input_names=list(inputs),
+                output_names=list(outputs),
+                dynamic_shapes={name: {0: batch, 1: sequence} for name in inputs},
+            )
+        files.append(f"segment_{k}.onnx")
+        onnx.save(program.model_proto, str(folder / files[-1]))
+    return files
+
+
+@SEGMENT_WRITERS.register("torchscript")
+def write_torchscript(segments, examples, names, folder: Path, max_len: int) -> list[str]:
+    files = []
+    for k, (seg, example) in enumerate(zip(segments, examples), start=1):
+        with quiet(), torch.no_grad():
+            frozen = torch.jit.freeze(torch.jit.trace(seg.eval(), example, check_trace=False).eval())
+        files.append(f"segment_{k}.pt")
+        torch.jit.save(frozen, str(folder / files[-1]))
+    return files
+
+
+class _Named(torch.nn.Module):
+    """Dict outputs make litert-torch name the signature outputs (hidden, logits), not output_0.."""
+
+    def __init__(self, seg, outputs):
+        super().__init__()
+        self.seg, self.outputs = seg, tuple(outputs)
+
+    def forward(self, **kw):
+        out = self.seg(**kw)
+        out = out if isinstance(out, tuple) else (out,)
+        return dict(zip(self.outputs, out))
+
+
+@SEGMENT_WRITERS.register("tflite")
+def write_tflite(segments, examples, names, folder: Path, max_len: int) -> list[str]:
+    with quiet():
+        litert_torch = require("litert_torch", extra="tflite", what="TFLite early-exit segments")
+    converter = None
+    for k, (seg, example, (inputs, outputs)) in enumerate(zip(segments, examples, names), start=1):
+        # Static (1, seq_len): the runtime pads each input; int token inputs become int32 as in the plain file.
+        sample = {n: (t[:1].to(torch.int32) if not t.is_floating_point() else t[:1]) for n, t in zip(inputs, example)}
+        wrapped = _Named(_Int32(seg), outputs).eval()
+        converter = (litert_torch if converter is None else converter).signature(
+            f"segment_{k}", wrapped, sample_kwargs=sample
+        )
+    with quiet():
+        edge = converter.convert()
+        content = edge.model_content() if callable(edge.model_content) else edge.model_content
+    (folder / "segments.tflite").write_bytes(bytes(content))
+    return ["segments.tflite"]
+
+
+class _Int32(torch.nn.Module):
+    """LiteRT has no int64 inputs: take int32 and widen inside the graph."""
+
+    def __init__(self, seg):
+        super().__init__()
+        self.seg = seg
+
+    def forward(self, **kw):
+        return self.seg(**{k: (v if v.is_floating_point() else v.long()) for k, v in kw.items()})

@@ -1,0 +1,138 @@
+"""Predictor: an export folder run on raw text, one input at a time, as an app runs it.
+
+Plain folders run their one artifact; early-exit folders run their segments in order and stop where
+the policy (manifest.json's early_exit.policy, or one given here) says. Every figure it returns is
+measured here: `ms` is wall time per input (tokenizer + segments + policy), one run, this machine.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgebert.errors import OutputError, UsageError
+from edgebert.runtime.backends import open_session
+from edgebert.runtime.policy import Policy, policy_from_dict, run_policy, softmax
+from edgebert.runtime.text import INPUT_NAMES, encode_one, load_tokenizer
+
+__all__ = ["Prediction", "Predictor", "FORMAT_PREFERENCE", "open_segments", "segment_exits"]
+
+FORMAT_PREFERENCE = ("onnx", "tflite", "torchscript")  # the fastest on a CPU host first (DESIGN.md table)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    exit_layer: int  # 1-based; the last layer when the folder has no exits
+    ms: float
+    label: str | None = None
+    scores: dict[str, float] | None = None
+    embedding: list[float] | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        d = {"label": self.label, "scores": self.scores} if self.embedding is None else {"embedding": self.embedding}
+        return {**d, "exit_layer": self.exit_layer, "ms": round(self.ms, 3)}
+
+
+def open_segments(folder: Path, early_exit: dict, fmt: str, threads: int = 1) -> list:
+    """A session per segment, in order (manifest.json's early_exit section says which files and names)."""
+    files, segments = early_exit["files"][fmt], early_exit["segments"]
+    sessions = []
+    for k, seg in enumerate(segments):
+        entry = files[0] if len(files) == 1 else files[k]  # TFLite: one file, one signature per segment
+        sessions.append(
+            open_session(
+                fmt,
+                Path(folder) / entry["file"],
+                inputs=[t["name"] for t in seg["inputs"]],
+                outputs=[t["name"] for t in seg["outputs"]],
+                threads=threads,
+                signature=seg["name"] if fmt == "tflite" else None,
+            )
+        )
+    return sessions
+
+
+def segment_exits(sessions, feeds: dict[str, np.ndarray]):
+    """Each exit's logits [B, labels], a segment run only when the next exit is asked for (a generator):
+    segment 1 takes the token inputs, every later one the previous hidden state and the attention mask."""
+    hidden = None
+    for k, session in enumerate(sessions):
+        if k == 0:
+            out = session({n: feeds[n] for n in INPUT_NAMES})
+        else:
+            out = session({"hidden": hidden, "attention_mask": feeds["attention_mask"]})
+        hidden = out.get("hidden_out")
+        yield np.asarray(out["logits"], dtype=np.float32)
+
+
+def _manifest(folder: Path) -> dict:
+    path = folder / "manifest.json"
+    if not path.is_file():
+        raise OutputError(f"{folder} has no manifest.json; give an edgebert export folder")
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise OutputError(f"{path} is not valid JSON ({exc}); re-run the export") from None
+
+
+class Predictor:
+    def __init__(self, folder, fmt: str | None = None, *, threads: int = 1, policy: Policy | None = None):
+        self.folder = Path(folder)
+        self.manifest = m = _manifest(self.folder)
+        self.labels = list(m["source_model"].get("labels") or [])
+        self.layers = len(m["subnet"]["heads"])
+        self.early_exit = m.get("early_exit")
+        formats = list(self.early_exit["files"]) if self.early_exit else [a["format"] for a in m["artifacts"]]
+        if fmt is None:
+            fmt = next((f for f in FORMAT_PREFERENCE if f in formats), None)
+        if fmt not in formats:
+            raise UsageError(
+                f"{self.folder} has no {fmt} {'segments' if self.early_exit else 'artifact'}; it has: "
+                f"{', '.join(formats) or 'none'}"
+            )
+        self.format, self.threads = fmt, threads
+        self.tokenizer = load_tokenizer(self.folder)
+        if self.early_exit:
+            self._open_segments(fmt)
+            self.policy = policy or policy_from_dict(self.early_exit["policy"])
+        else:
+            if policy is not None:
+                raise UsageError(f"{self.folder} was exported without --early-exit; it has no exits to take")
+            self._open_plain(fmt)
+            self.policy = None
+
+    def _open_plain(self, fmt: str) -> None:
+        art = next(a for a in self.manifest["artifacts"] if a["format"] == fmt)
+        self.seq_len, self.static = int(art["seq_len"]), not art.get("dynamic_shapes", True)
+        self.output = art["outputs"][0]["name"]
+        names = [t["name"] for t in art["inputs"]] or list(INPUT_NAMES)
+        outputs = [t["name"] for t in art["outputs"]]
+        self.plain = open_session(fmt, self.folder / art["file"], inputs=names, outputs=outputs, threads=self.threads)
+
+    def _open_segments(self, fmt: str) -> None:
+        self.seq_len, self.static = int(self.early_exit["seq_len"]), fmt == "tflite"
+        self.segments = open_segments(self.folder, self.early_exit, fmt, self.threads)
+
+    def exits(self, feeds: dict[str, np.ndarray]):
+        return segment_exits(self.segments, feeds)
+
+    def feeds(self, text: str) -> dict[str, np.ndarray]:
+        return encode_one(self.tokenizer, text, self.seq_len, pad=self.static)
+
+    def predict(self, text: str) -> Prediction:
+        t0 = time.perf_counter()
+        feeds = self.feeds(text)
+        if self.early_exit:
+            layer, out = run_policy(self.policy, (z[0] for z in self.exits(feeds)))
+        else:
+            layer, out = self.layers, np.asarray(self.plain(feeds)[self.output], dtype=np.float32)[0]
+        ms = (time.perf_counter() - t0) * 1000
+        if not self.labels:
+            return Prediction(exit_layer=layer, ms=ms, embedding=[float(x) for x in out])
+        probs = softmax(out)
+        scores = {name: round(float(p), 6) for name, p in zip(self.labels, probs)}
+        return Prediction(exit_layer=layer, ms=ms, label=self.labels[int(probs.argmax())], scores=scores)
