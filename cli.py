@@ -301,6 +301,58 @@ def train(**kw):
         raise
 
 
+@cli.command(
+    epilog=_epilog("\n\n--memory with --device: exit 3 names the smallest size any searched compression reaches")
+)
+@click.option("--model", help="dynamic model folder with a task head (from `edgebert train`), or --task embedding")
+@click.option("--data", required=True, help="distillation data, as for `edgebert train` (or built-in: rotten-tomatoes)")
+@click.option("--out", required=True, help="output folder for the compressed dynamic model")
+@click.option("--eval", "eval", help="dev data for the quality table (default: as `edgebert train`)")
+@click.option("--task", type=click.Choice(("classification", "embedding")), default="classification", show_default=True)
+@click.option("--text-column", default="text", show_default=True)
+@click.option("--text-pair-column", help="second text column (sentence pairs)")
+@click.option("--label-column", default="label", show_default=True)
+@click.option(
+    "--embedding-rank", help="word-table rank: a count (128) or a share of the hidden size (0.5); default dense"
+)
+@click.option("--weight-rank", help="rank of every projection/FFN matrix: a count or a share (0.5); default dense")
+@click.option(
+    "--prune", type=float, default=0.0, show_default=True, help="share of heads/neurons (or weights) to remove"
+)
+@click.option(
+    "--prune-kind",
+    type=click.Choice(("structured", "unstructured")),
+    default="structured",
+    show_default=True,
+    help="structured: whole heads/neurons (smaller, faster files); unstructured: zeros stored dense (saves no bytes)",
+)
+@click.option("--memory", help="search ranks/pruning whose predicted size fits, e.g. 12MB (needs --device)")
+@click.option("--device", help="device profile whose format and memory model --memory is judged by")
+@click.option("--epochs", type=float, default=1.0, show_default=True, help="distillation epochs")
+@click.option("--max-steps", type=int, default=300, show_default=True, help="cap on distillation steps")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--seq-len", type=int, default=128, show_default=True, help="max tokens; batches pad to their longest")
+@click.option("--lr", type=float, default=1e-4, show_default=True)
+@click.option("--widths", callback=_floats, default="0.25,0.5,0.75,1.0", show_default=True)
+@click.option("--depths", callback=_floats, default="0.5,0.75,1.0", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--checkpoint-every", type=int, default=100, show_default=True, help="steps between checkpoints")
+@click.option("--resume", is_flag=True, help="continue an interrupted run of the same --out")
+@click.option("--force", is_flag=True, help="replace an existing --out / discard an unfinished run")
+@click.option("--json", "as_json", is_flag=True, help="print compression.json on stdout")
+def compress(as_json, **kw):
+    """LadaBERT hybrid compression: factorise, prune, distil; keeps every (width, depth) and re-measures them."""
+    from edgebert.commands.compress import format_compress, run_compress  # heavy: torch
+
+    try:
+        _print(run_compress(kw, progress=_progress(as_json)), as_json, format_compress)
+    except KeyboardInterrupt:
+        click.echo(
+            "edgebert compress: the last checkpoint is kept; continue with the same command plus --resume", err=True
+        )
+        raise
+
+
 @cli.command(epilog=_epilog())
 @click.option("--model", required=True, help="dynamic model folder (from `edgebert train`)")
 @click.option("--data", required=True, help="a .csv/.tsv/.jsonl/.txt file, or the built-in 'rotten-tomatoes'")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from edgebert.model.config import BertConfig
+from edgebert.model.factorise import is_factorised
 from edgebert.model.spec import SubnetSpec, subnet_config
 from edgebert.registry import CONVERTERS
 
@@ -34,10 +35,14 @@ class Costs:
     vector_params: int  # biases and LayerNorm scales, kept fp32 by every converter
     matrix_rows: int  # output channels of all matrices: one fp32 scale each when per-channel int8
     activation_elems: int  # largest set of tensors alive at once, in elements
+    # A factorised word table (model/factorise.py) is gathered at rank r, then projected: r x hidden MACs per
+    # token, and rows of r numbers (one int8 scale per row all the same).
+    embedding_macs: int = 0
+    table_rows: int = 0  # rows of all embedding tables (0: embedding_params // hidden, unfactorised)
 
     @property
     def linear_macs(self) -> int:
-        return self.qkv_macs + self.out_macs + self.ffn_macs + self.head_macs
+        return self.qkv_macs + self.out_macs + self.ffn_macs + self.head_macs + self.embedding_macs
 
     @property
     def total_macs(self) -> int:
@@ -61,7 +66,8 @@ class Costs:
         if precision == "int8":
             quantized_tables = bool(conv and conv.quantizes_embeddings)
             tables = self.embedding_params * (1 if quantized_tables else 4)
-            tables += 4 * (self.embedding_params // self.hidden) if quantized_tables else 0  # one scale per row
+            rows = self.table_rows or self.embedding_params // self.hidden
+            tables += 4 * rows if quantized_tables else 0  # one scale per row
             return self.matrix_params + 4 * self.matrix_rows + 4 * self.vector_params, tables
         return size * (self.matrix_params + self.vector_params), size * self.embedding_params
 
@@ -88,12 +94,15 @@ def costs(config: BertConfig, seq_len: int, spec: SubnetSpec | None = None) -> C
     peak = 0
     for heads, width in zip(config.heads, config.ffn):
         inner = heads * d
-        qkv += 3 * s * h * inner
-        out += s * inner * h
-        ffn += 2 * s * h * width
+        q, o, up, down = (
+            _matrix(r, c, config.weight_rank) for r, c in ((inner, h), (h, inner), (width, h), (h, width))
+        )
+        qkv += 3 * s * q[0]
+        out += s * o[0]
+        ffn += s * (up[0] + down[0])
         attn += 2 * s * s * inner  # scores (s×s per head, over d) and context (s×d per head, over s)
-        matrix += 4 * h * inner + 2 * h * width
-        rows += 3 * inner + h + width + h
+        matrix += 3 * q[0] + o[0] + up[0] + down[0]
+        rows += 3 * q[1] + o[1] + up[1] + down[1]
         vectors += 3 * inner + h + 2 * h + width + h + 2 * h
         # Live at the widest point of each block: input + residual, q/k/v and two s×s maps per
         # head in attention; input + residual and the FFN's pre- and post-GELU tensors in the FFN.
@@ -104,7 +113,12 @@ def costs(config: BertConfig, seq_len: int, spec: SubnetSpec | None = None) -> C
         matrix += head
         rows += h + config.num_labels
         vectors += h + config.num_labels
-    embeddings = (config.vocab_size + config.max_position_embeddings + max(config.type_vocab_size, 1)) * h
+    table_rows = config.vocab_size + config.max_position_embeddings + max(config.type_vocab_size, 1)
+    embeddings, embedding_macs = table_rows * h, 0
+    r = config.embedding_rank
+    if is_factorised(config.vocab_size, h, r):
+        embeddings -= config.vocab_size * (h - r)
+        matrix, rows, embedding_macs = matrix + r * h, rows + h, s * r * h
     vectors += 2 * h  # embedding LayerNorm
     return Costs(
         seq_len=s,
@@ -120,4 +134,14 @@ def costs(config: BertConfig, seq_len: int, spec: SubnetSpec | None = None) -> C
         vector_params=vectors,
         matrix_rows=rows,
         activation_elems=peak + s * h,
+        embedding_macs=embedding_macs,
+        table_rows=table_rows,
     )
+
+
+def _matrix(rows: int, cols: int, rank: int) -> tuple[int, int]:
+    """(parameters = MACs per token, output channels incl. the inner ones) of a rows x cols projection,
+    stored as two factors where the config's rank makes them smaller (model/factorise.py's rule)."""
+    if is_factorised(rows, cols, rank):
+        return rank * (rows + cols), rank + rows
+    return rows * cols, rows

@@ -38,7 +38,7 @@ from edgebert.train.evaluate import measure
 from edgebert.train.exits import EXITS_FILE, RomeBert, deebert_step, exit_table, freeze_backbone
 from edgebert.train.loop import peak_rss_mb, prepare_work, run_stage, save_stage
 
-__all__ = ["train"]
+__all__ = ["train", "load_splits"]
 
 # ---- data and teacher -----------------------------------------------------------------
 
@@ -72,6 +72,11 @@ def _load_splits(cfg: TrainConfig) -> tuple[DataSet, DataSet]:
             )
         check_labels(dev, train_set.labels)
     return train_set, dev
+
+
+def load_splits(cfg) -> tuple[DataSet, DataSet]:
+    """(train, dev) sets of a run's data flags, checked: `edgebert compress` distils on the same."""
+    return _load_splits(cfg)
 
 
 def _model_dir(cfg: TrainConfig) -> Path:

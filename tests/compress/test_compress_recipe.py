@@ -1,0 +1,124 @@
+"""`edgebert compress` end to end on a tiny classifier: output folder, record, quality before/after, resume,
+and the bad inputs with their exit codes."""
+
+import json
+import random
+
+import pytest
+import torch
+from conftest import WORDS, make_tiny_model, save_tiny_model_dir
+
+from edgebert.cli import main
+from edgebert.compress.config import CompressConfig
+from edgebert.compress.recipe import compress
+from edgebert.model.bert import load_model
+from edgebert.model.compression import COMPRESSION_FILE, sparsity
+from edgebert.select.quality import QUALITY_FILE
+
+POS, NEG = ["good", "great", "fun", "brilliant", "charming"], ["bad", "terrible", "boring", "awful", "dull"]
+
+
+def _sentiment_csv(path, n=160, seed=0):
+    """tests/train's learnable toy task (a file named test_recipe.py there too: pytest cannot import both)."""
+    rng = random.Random(seed)
+    rows = ["text,label"]
+    for _ in range(n):
+        y = rng.random() < 0.5
+        words = rng.sample(WORDS[:30], 4) + [rng.choice(POS if y else NEG)]
+        rng.shuffle(words)
+        rows.append(" ".join(words) + "," + ("pos" if y else "neg"))
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.fixture
+def setup(tmp_path):
+    model = make_tiny_model(task="classification", num_labels=2, labels=("neg", "pos"))
+    return tmp_path, save_tiny_model_dir(tmp_path / "cls", model), _sentiment_csv(tmp_path / "train.csv")
+
+
+def _flags(tmp_path, model_dir, data, out="out"):
+    return [
+        "compress",
+        "--model",
+        str(model_dir),
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / out),
+        "--batch-size",
+        "16",
+        "--seq-len",
+        "16",
+        "--max-steps",
+        "4",
+        "--lr",
+        "1e-3",
+    ]
+
+
+def test_compress_writes_a_dynamic_compressed_model_and_says_how(setup, capsys):
+    tmp_path, model_dir, data = setup
+    argv = _flags(tmp_path, model_dir, data) + ["--embedding-rank", "16", "--weight-rank", "0.25", "--prune", "0.4"]
+    assert main(argv) == 0
+    out = tmp_path / "out"
+    model = load_model(out)
+    assert (model.config.embedding_rank, model.config.weight_rank) == (16, 12)
+    assert model.config.heads == (2, 2, 2)  # structured 0.4 of 3 heads keeps 2
+    record = json.loads((out / COMPRESSION_FILE).read_text())
+    assert record["plan"] == {"embedding_rank": 16, "weight_rank": 12, "prune": 0.4, "prune_kind": "structured"}
+    assert record["distillation"]["steps"] == 4
+    table = json.loads((out / QUALITY_FILE).read_text())
+    assert len(table) == 12 and set(record["quality"]["after"]) == set(table) == set(record["quality"]["before"])
+    assert record["structure"]["parameters"] < 0.5 * record["parameters_before"]
+    text = capsys.readouterr().out
+    assert "embedding rank 16" in text and "w0.5-d0.75" in text and "measured" in text
+
+
+def test_unstructured_pruning_is_exact_after_a_resumed_run(setup):
+    tmp_path, model_dir, data = setup
+    kw = dict(
+        data=str(data), out=str(tmp_path / "u"), model=str(model_dir), batch_size=16, seq_len=16, max_steps=6,
+        lr=1e-3, checkpoint_every=2, rewire_texts=32, prune=0.5, prune_kind="unstructured",
+    )  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        compress(CompressConfig(**kw), progress=False, _stop_at=("depth", 3))
+    compress(CompressConfig(**kw, resume=True), progress=False)
+    model = load_model(tmp_path / "u")
+    assert sparsity(model)["share"] == pytest.approx(0.5, abs=1e-3)
+    record = json.loads((tmp_path / "u" / COMPRESSION_FILE).read_text())
+    assert record["structure"]["sparsity"]["bytes_saved_stored_dense"] == 0
+    assert any("save no bytes" in n for n in record["notes"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--embedding-rank", "0"], "must be >= 1"),
+        (["--embedding-rank", "49"], "above the full rank 48"),
+        (["--weight-rank", "1.5"], "share of the full rank"),
+        (["--embedding-rank", "abc"], "takes a rank"),
+        (["--prune", "1.0"], "1.0 leaves nothing"),
+        (["--memory", "12MB"], "go together"),
+    ],
+)
+def test_bad_inputs_exit_2_with_a_clear_message(setup, capsys, extra, message):
+    tmp_path, model_dir, data = setup
+    assert main(_flags(tmp_path, model_dir, data) + extra) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreachable_memory_exits_3_with_the_smallest_reachable_size(setup, capsys):
+    tmp_path, model_dir, data = setup
+    assert main(_flags(tmp_path, model_dir, data) + ["--memory", "1KB", "--device", "pixel6"]) == 3
+    err = capsys.readouterr().err
+    assert "smallest reachable is" in err and "MB" in err and "Raise --memory" in err
+
+
+def test_a_model_without_task_head_is_refused(tmp_path, capsys):
+    model_dir = save_tiny_model_dir(tmp_path / "enc", make_tiny_model())
+    data = _sentiment_csv(tmp_path / "train.csv")
+    assert main(_flags(tmp_path, model_dir, data) + ["--embedding-rank", "16"]) == 2
+    assert "no task head" in capsys.readouterr().err
+    torch.manual_seed(0)
