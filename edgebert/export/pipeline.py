@@ -16,6 +16,7 @@ from edgebert.export.manifest import SCHEMA, SUBNET_DIR, write_manifest
 from edgebert.export.verify import check, verify
 from edgebert.hashing import now_iso, sha256_file
 from edgebert.model.bert import Bert
+from edgebert.model.compression import manifest_section
 from edgebert.model.loaded import Loaded, load, weights_sha256
 from edgebert.model.slicing import slice_model
 from edgebert.model.spec import SubnetSpec
@@ -155,6 +156,7 @@ def base_manifest(
             "full_parameters": full.num_parameters(),
         },
         "rewiring": rewiring,
+        "compression": manifest_section(model_dir, sub),  # issue 15: ranks, sparsity, quality before/after
         "tokenizer": {"files": tok_files},
         "device": None,
         "budget": None,

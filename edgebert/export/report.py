@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgebert.model.compression import report_lines
+
 __all__ = ["write_report", "plot_pareto"]
 
 
@@ -124,6 +126,7 @@ def write_report(manifest: dict, folder: Path) -> Path:
         "",
         *_artifact_rows(manifest),
         "",
+        *report_lines(manifest.get("compression")),
         "## Candidates considered (best quality first)",
         "",
         *_candidate_rows(sel["candidates"]),

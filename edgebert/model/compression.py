@@ -11,7 +11,16 @@ from torch import nn
 
 from edgebert.model.factorise import FactorisedEmbedding, FactorisedLinear
 
-__all__ = ["COMPRESSION_FILE", "prunable", "sparsity", "factorised_tensors", "describe", "read_record"]
+__all__ = [
+    "COMPRESSION_FILE",
+    "prunable",
+    "sparsity",
+    "factorised_tensors",
+    "describe",
+    "read_record",
+    "manifest_section",
+    "report_lines",
+]
 
 COMPRESSION_FILE = "compression.json"
 
@@ -60,3 +69,40 @@ def read_record(model_dir: Path) -> dict | None:
         return json.loads(path.read_text())
     except ValueError:
         return {"error": f"{COMPRESSION_FILE} is not valid JSON"}
+
+
+def manifest_section(model_dir: Path, sub: nn.Module) -> dict | None:
+    """The export manifest's `compression`: how the source was compressed (its compression.json, with the
+    quality before/after and the steps), and what the exported sub-network holds (factorised tensors and
+    exact zeros, measured on it). None for a model that was never compressed."""
+    record = read_record(model_dir)
+    held = describe(sub)
+    if record is None and not (held["embedding_rank"] or held["weight_rank"] or held["sparsity"]["zeros"]):
+        return None
+    return {"source_record": record, "subnet": held}
+
+
+def report_lines(section: dict | None) -> list[str]:
+    """Markdown lines for export's report.md."""
+    if not section:
+        return []
+    held, record = section["subnet"], section.get("source_record") or {}
+    plan = record.get("plan", {})
+    lines = [
+        "## Compression",
+        "",
+        f"- Embedding rank {held['embedding_rank'] or 'full'}, weight rank {held['weight_rank'] or 'full'}; "
+        f"{len(held['factorised'])} factorised tensors in this sub-network; {held['parameters']:,} parameters.",
+        f"- Pruning: {plan.get('prune_kind', 'none')} {plan.get('prune', 0):g}; measured zeros in the encoder's "
+        f"matrices {held['sparsity']['share']:g} (stored dense: 0 bytes saved).",
+    ]
+    q = record.get("quality")
+    if q:
+        lines.append(
+            f"- Quality ({q['metric']} on {q['data']}, n={q['n']}, measured): before -> after compression, "
+            + ", ".join(f"{k} {q['before'].get(k, float('nan')):.4f} -> {v:.4f}" for k, v in q["after"].items())
+        )
+    d = record.get("distillation")
+    if d:
+        lines.append(f"- Distillation: {d['steps']} steps, {d['seconds']} s.")
+    return lines + [""]
