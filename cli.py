@@ -128,6 +128,11 @@ def cli(ctx):
 @click.option("--force", is_flag=True, help="replace an existing output folder")
 @click.option("--no-rewire", is_flag=True, help="do not rewire heads/neurons before slicing")
 @click.option("--no-measure", is_flag=True, help="skip timing the artifacts on this machine")
+@click.option(
+    "--no-calibrate",
+    is_flag=True,
+    help="--device host: never calibrate this machine (a fit made on another machine keeps its widened error)",
+)
 @click.option("--runs", type=int, default=50, show_default=True, help="timed runs per artifact when measuring")
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="seconds per artifact and target")
 @click.option(
@@ -143,12 +148,15 @@ def export(as_json, **kw):
     """Slice, quantize, convert, verify and write artifacts + manifest.json.
 
     Either give --width/--depth, or --device and --budget to let edgebert choose the sub-network.
+    --device host on a machine the shipped host fit was not made on calibrates this machine first
+    (about a minute, once: cached under $EDGEBERT_CACHE_DIR, default ~/.cache/edgebert).
     Formats a --target cannot run are skipped; if measuring fails, the verified artifacts are still
     written, the failure is recorded in manifest.json, and the exit code is 5."""
     from edgebert.commands.export import format_export_summary, measurement_error, run_export  # heavy: torch
 
     options = _options(kw)
-    summary = run_export(**kw, options=options, progress=_progress(as_json))
+    say = lambda text: click.echo(f"edgebert: {text}", err=True)  # noqa: E731
+    summary = run_export(**kw, options=options, progress=_progress(as_json), say=say)
     _print(summary, as_json, format_export_summary)
     failed = measurement_error(summary)
     if failed is not None:  # after the summary: the artifacts are published either way
@@ -222,6 +230,11 @@ def bench(as_json, **kw):
 @click.option("--runs", type=int, default=50, show_default=True, help="timed runs per measurement")
 @click.option("--out", help="write a complete profile here (default: an override in ~/.config/edgebert/profiles/)")
 @click.option("--force", is_flag=True, help="calibrate even if the target reports a model the profile does not list")
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="host only: the about-a-minute calibration `export --device host` runs, cached per machine",
+)
 @_runner_flags
 @click.option("--json", "as_json", is_flag=True)
 def calibrate(as_json, **kw):

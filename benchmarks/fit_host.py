@@ -39,6 +39,7 @@ from edgebert.artifact import ArtifactConfig  # noqa: E402
 from edgebert.model.spec import DEPTHS, WIDTHS, SubnetSpec  # noqa: E402
 from edgebert.select.costs import costs  # noqa: E402
 from edgebert.select.latency import Measurement, fit, fit_memory  # noqa: E402
+from edgebert.select.profiles import host_machine  # noqa: E402
 
 # Six of the twelve grid points, spread over widths and depths; the other six are held out.
 TRAIN_SPECS = ("w0.25-d0.5", "w0.25-d1", "w0.5-d0.75", "w0.75-d0.5", "w1-d0.75", "w1-d1")
@@ -50,6 +51,12 @@ MEMORY_SPECS = ("w0.25-d0.5", "w0.5-d1", "w1-d0.5", "w1-d1")
 FP16_SPECS = ("w0.25-d1", "w0.75-d0.5", "w1-d1", "w0.5-d0.5", "w0.75-d1")
 QUICK_HELD_OUT = ("w0.5-d0.5", "w0.75-d1", "w1-d0.5")  # --quick: static formats judged on these
 MEMORY_SEQ_LENS = (128, 512)  # two lengths separate activations from weights (dynamic formats)
+
+
+def _machine_fields() -> dict:
+    """CPU model name and core count as separate fields: what `host` compares with the machine it runs on."""
+    model, cores = host_machine()
+    return {"cpu_model": model, "cores": cores}
 
 
 def _machine() -> str:
@@ -308,7 +315,7 @@ def write_profile(model, memory, held_err, command, runs_note, machine, path: Pa
             }
         for k in ("linear_gmacs_per_s", "attention_gmacs_per_s", "per_layer_ms", "fixed_ms"):
             d[k] = float(f"{d[k]:.4g}")
-        d["provenance"].update({"command": command, "runs": runs_note, "machine": machine})
+        d["provenance"].update({"command": command, "runs": runs_note, "machine": machine, **_machine_fields()})
         entries.append(d)
     mem = []
     for m in memory:
@@ -326,6 +333,7 @@ def write_profile(model, memory, held_err, command, runs_note, machine, path: Pa
             {
                 "command": command,
                 "machine": machine,
+                **_machine_fields(),
                 "measured": "peak RSS over a baseline with the runtime imported, fresh process, load + 3 inferences",
             }
         )

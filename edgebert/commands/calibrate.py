@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from edgebert.calibrate import CalibrateRequest, calibrate
+from edgebert.calibrate import CalibrateRequest, QuickRequest, calibrate, quick_calibrate
 from edgebert.commands.text import fmt
 from edgebert.errors import UsageError
+from edgebert.registry import CONVERTERS
 from edgebert.runners import RunnerOptions, parse_target
 from edgebert.select.profiles import load_profile
 
@@ -24,9 +25,12 @@ def run_calibrate(
     out=None,
     options: RunnerOptions | None = None,
     force=False,
+    quick=False,
     progress=True,
 ) -> dict:
     profile = load_profile(device)
+    if quick:
+        return _quick(profile, target, model, formats, precisions, seq_len, threads, out, progress)
     if target is None:
         if profile.reach != "local":
             raise UsageError(
@@ -52,7 +56,35 @@ def run_calibrate(
     return calibrate(req, progress=progress)
 
 
+def _quick(profile, target, model, formats, precisions, seq_len, threads, out, progress) -> dict:
+    if not profile.path or parse_target(target or "local").kind != "local" or profile.reach != "local":
+        raise UsageError("--quick calibrates this machine for --device host; for other devices leave it out")
+    precs = [x.strip() for x in precisions.split(",") if x.strip()]
+    pairs = tuple(
+        (f, p)
+        for f in formats or profile.formats
+        for p in precs
+        if p in CONVERTERS.get(f).precisions and profile.latency_model.covers(f, p)
+    )
+    if not pairs:
+        raise UsageError(f"the {profile.name} profile has no latency entry for these --formats/--precisions")
+    req = QuickRequest(
+        profile=profile, pairs=pairs, threads=threads or profile.default_threads, model=model, seq_len=seq_len, out=out
+    )
+    return {"quick": True, **quick_calibrate(req, progress=progress)}
+
+
 def format_calibration(r: dict) -> str:
+    if r.get("quick"):
+        held = r["held_out_median_error"]
+        text = (
+            f"calibrated {r['machine']['cpu_model']} ({r['machine']['cores']} cores) in {r['seconds']:g} s: "
+            f"{', '.join(r['calibrated'])} from {r['n_measurements']} measurements; held-out median |error| "
+            f"{fmt(held and 100 * held, '.1f')}% over {r['held_out_n']}\nwrote {r['file']}: --device host uses it on this machine"
+        )
+        if r["not_calibrated"]:
+            text += f"\nnot calibrated (time ran out): {', '.join(r['not_calibrated'])}"
+        return text
     lines = [
         f"calibrated {r['device']} on {r['target']}: {r['n_measurements']} measurements",
         f"{'spec':<12}{'format':<8}{'prec':<6}{'thr':>4}{'seq':>5}{'measured p50':>14}{'predicted':>11}{'error':>8}  set",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgebert.bench import local_measurer
+from edgebert.calibrate.quick import calibrate_host
 from edgebert.commands.early_exit import early_exit_summary, format_early_exit, prepare_early_exit
 from edgebert.commands.text import fmt
 from edgebert.deploy import DeviceExport, device_export
@@ -47,15 +48,32 @@ def run_export(
     timeout=DEFAULT_TIMEOUT_S,
     options: RunnerOptions | None = None,
     progress: bool = True,
+    no_calibrate: bool = False,
+    say=None,
     early_exit: Policy | None = None,
 ) -> dict:
-    """`edgebert export`: a given --width/--depth, or the sub-network the selector picks for --device."""
+    """`edgebert export`: a given --width/--depth, or the sub-network the selector picks for --device.
+
+    `--device host` on a machine its fit was not made on first calibrates this machine (about a minute,
+    cached; `say` reports it) unless no_calibrate, which keeps the shipped fit with its widened error."""
     if device is not None and early_exit is not None:
         raise UsageError("--early-exit takes --width/--depth: the selector does not choose exit policies yet")
     if device is not None:
         if width is not None or depth is not None:
             raise UsageError("give either --width/--depth or --device/--budget, not both (the selector picks the spec)")
-        profile = load_profile(device)
+        profile = load_profile(device, host_calibration=not no_calibrate)
+        calibration = None
+        if not no_calibrate:
+            profile, calibration = calibrate_host(
+                profile,
+                formats=formats,
+                quantize=quantize,
+                threads=threads,
+                model=model,
+                seq_len=seq_len,
+                progress=progress,
+                say=say,
+            )
         req = DeviceExport(
             profile=profile,
             budget=Budget.resolve(profile, budget, memory),
@@ -73,7 +91,9 @@ def run_export(
             timeout_s=timeout,
         )
         manifest, folder = device_export(req, progress=progress)
-        return export_summary(manifest, folder)
+        return {**export_summary(manifest, folder), "host_calibration": calibration}
+    if no_calibrate:
+        raise UsageError("--no-calibrate goes with --device host (a given --width/--depth predicts nothing)")
     if budget is not None or memory is not None:
         raise UsageError("--budget/--memory need --device (the profile whose latency model predicts the budget)")
     if target is not None:
@@ -171,6 +191,18 @@ def format_export_summary(s: dict) -> str:
             lines.append(f"  note: {note}")
         for kind, entries in a["not_measured"].items():
             lines.extend(f"  {kind} on {e['where']}: {e['why']}" for e in entries)
+    cal = s.get("host_calibration")
+    if cal:
+        held = cal["held_out_median_error"]
+        lines.append(
+            f"host calibrated in {cal['seconds']:g} s ({', '.join(cal['calibrated'])}; held-out median |error| "
+            f"{fmt(held and 100 * held, '.1f')}% over {cal['held_out_n']}), cached in {cal['file']}"
+        )
+        if cal["not_calibrated"]:
+            lines.append(
+                f"  not calibrated (time ran out; still the widened guess): {', '.join(cal['not_calibrated'])}; "
+                "narrow --formats/--quantize or run `edgebert calibrate --device host`"
+            )
     lines.extend(format_early_exit(s.get("early_exit")))
     lines.append(f"manifest: {s['manifest']}")
     return "\n".join(lines)

@@ -30,6 +30,9 @@ __all__ = [
     "profile_names",
     "profiles_dir",
     "config_dir",
+    "cache_dir",
+    "host_machine",
+    "host_calibration_path",
     "REACH",
 ]
 
@@ -96,6 +99,8 @@ class DeviceProfile:
     path: str = ""
     sha256: str = ""  # of the profile file as read
     provenance: tuple[str, ...] = ()  # what else shaped this profile (detection, calibration overrides)
+    # host only: latency entries (format, precision, threads) fitted on another machine, not calibrated on this one
+    calibration_wanted: tuple[tuple[str, str, int], ...] = ()
     extra: dict = field(default_factory=dict, compare=False)
 
     def to_dict(self) -> dict:
@@ -138,6 +143,14 @@ def config_dir() -> Path:
     return Path(os.environ.get("EDGEBERT_CONFIG_DIR") or Path.home() / ".config" / "edgebert")
 
 
+def cache_dir() -> Path:
+    """$EDGEBERT_CACHE_DIR, else $XDG_CACHE_HOME/edgebert, else ~/.cache/edgebert (what can be measured again)."""
+    base = os.environ.get("EDGEBERT_CACHE_DIR")
+    if base:
+        return Path(base)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgebert"
+
+
 def profile_names() -> list[str]:
     return sorted(p.stem for p in profiles_dir().glob("*.yaml"))
 
@@ -146,8 +159,11 @@ def list_profiles() -> list[DeviceProfile]:
     return [load_profile(n) for n in profile_names()]
 
 
-def load_profile(name_or_path: str | os.PathLike) -> DeviceProfile:
-    """A shipped profile by name (`pixel6`), or a profile file by path (`./my-board.yaml`)."""
+def load_profile(name_or_path: str | os.PathLike, host_calibration: bool = True) -> DeviceProfile:
+    """A shipped profile by name (`pixel6`), or a profile file by path (`./my-board.yaml`).
+
+    host_calibration=False: a `detect: true` profile ignores this machine's cached quick calibration
+    (`--no-calibrate`: the shipped coefficients, widened when they were fitted elsewhere)."""
     text = str(name_or_path)
     looks_like_path = text.endswith((".yaml", ".yml")) or os.sep in text or "/" in text or Path(text).is_file()
     if looks_like_path:
@@ -164,7 +180,7 @@ def load_profile(name_or_path: str | os.PathLike) -> DeviceProfile:
                 f"unknown device {text!r}; known devices: {', '.join(profile_names())} "
                 f"(or give the path of a profile .yaml file)"
             )
-    profile = _read_profile(path)
+    profile = _read_profile(path, host_calibration)
     return _apply_override(profile)
 
 
@@ -237,7 +253,7 @@ def _load_yaml(path: Path) -> tuple[dict, str]:
     return doc, _sha256(data)
 
 
-def _read_profile(path: Path) -> DeviceProfile:
+def _read_profile(path: Path, host_calibration: bool = True) -> DeviceProfile:
     doc, sha = _load_yaml(path)
     r = _Reader(path)
     name = r.get(doc, "name", "", str, "the device name, a string")
@@ -277,7 +293,7 @@ def _read_profile(path: Path) -> DeviceProfile:
         extra={k: v for k, v in doc.items() if k in ("notes", "sources")},
     )
     if detect:
-        profile = _detect_host(profile)
+        profile = _detect_host(profile, host_calibration)
     return profile
 
 
@@ -412,9 +428,32 @@ def _ram_mb() -> int:
         return 0
 
 
-def _detect_host(p: DeviceProfile) -> DeviceProfile:
+def host_machine() -> tuple[str, int]:
+    """This machine as a fit records it: CPU model name and the cores edgebert may use."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    model, flags = _cpuinfo()
+    return _cpuinfo()[0], cores
+
+
+def host_calibration_path(cpu_model: str, cores: int) -> Path:
+    """Where this machine's quick calibration is cached (one file per CPU model and core count)."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", cpu_model).strip("-").lower() or "unknown"
+    return cache_dir() / "host-calibration" / f"{slug}-{cores}c.yaml"
+
+
+def _fitted_on(provenance: dict) -> tuple[str, int] | None:
+    """(cpu model, cores) an entry was fitted on: separate fields, or parsed from an older `machine` string.
+
+    benchmarks/fit_host.py once wrote only "MODEL (cpu flags), N cores"; the flags are dropped here,
+    the model name and core count are compared each on its own."""
+    if provenance.get("cpu_model") is not None and provenance.get("cores") is not None:
+        return str(provenance["cpu_model"]).strip(), int(provenance["cores"])
+    m = re.fullmatch(r"(.+?)(?: \([^)]*\))?, (\d+) cores?", str(provenance.get("machine") or "").strip())
+    return (m.group(1).strip(), int(m.group(2))) if m else None
+
+
+def _detect_host(p: DeviceProfile, host_calibration: bool = True) -> DeviceProfile:
+    model, cores = host_machine()
+    flags = _cpuinfo()[1]
     ghz = 0.0
     try:
         ghz = int(Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").read_text()) / 1e6
@@ -422,19 +461,41 @@ def _detect_host(p: DeviceProfile) -> DeviceProfile:
         pass
     cpu = Cpu(clusters=(CpuCluster(cores, model, ghz),), isa=tuple(f for f in _HOST_ISA if f in flags))
     notes = [f"cpu and RAM detected at load time: {cores} cores of {model}"]
-    fitted_on = [e.provenance.get("machine") for e in p.latency_model.entries if e.provenance.get("machine")]
-    here = f"{model}, {cores} cores"
-    model_ = p.latency_model
-    if fitted_on and any(m != here for m in fitted_on):
-        # Coefficients from another machine still rank candidates, but their error is unknown here.
+    here = (model, cores)
+
+    def _elsewhere(e) -> bool:  # an entry with no machine recorded is taken as it is (a hand-made profile)
+        on = _fitted_on(e.provenance)
+        return on is not None and on != here
+
+    model_, keys, wanted = p.latency_model, set(), ()
+    cached = host_calibration_path(model, cores)
+    if host_calibration and cached.is_file():
+        doc, sha = _load_yaml(cached)
+        r = _Reader(cached)
+        override = _read_latency_model(r, r.mapping(doc, "latency_model", ""), p.name)
+        keys = {e.key for e in override.entries}
+        model_ = model_.merged(override, f"quick calibration of this machine: {cached}")
         notes.append(
-            f"latency model was fitted on '{fitted_on[0]}', not on this machine ({here}); "
-            "run `edgebert calibrate --device host` for figures that hold here"
+            f"latency_model entries {[list(k) for k in sorted(keys)]} from this machine's quick calibration "
+            f"{cached} (sha256 {sha[:12]})"
         )
+    elsewhere = [e for e in p.latency_model.entries if e.key not in keys and _elsewhere(e)]
+    if elsewhere:
+        # Coefficients from another machine still rank candidates, but their error is unknown here.
+        wanted = tuple(sorted(e.key for e in elsewhere))
+        on = _fitted_on(elsewhere[0].provenance)
+        notes.append(
+            f"latency model entries fitted on {on[0]!r} with {on[1]} cores, not on this machine ({model!r} with "
+            f"{cores} cores): errors widened to +-50% (p90 +-100%); `edgebert export --device host` calibrates this "
+            "machine (about a minute), `edgebert calibrate --device host` more thoroughly"
+        )
+        widen = {e.key for e in elsewhere}
         model_ = replace(
             model_,
             entries=tuple(
                 replace(e, expected_error=max(e.expected_error, 0.5), error_p90=max(e.error_p90, 1.0))
+                if e.key in widen
+                else e
                 for e in model_.entries
             ),
             source=model_.source + " (fitted on another machine)",
@@ -446,6 +507,7 @@ def _detect_host(p: DeviceProfile) -> DeviceProfile:
         default_threads=min(p.default_threads, cores),
         latency_model=model_,
         provenance=p.provenance + tuple(notes),
+        calibration_wanted=wanted,
     )
 
 
@@ -460,5 +522,8 @@ def _apply_override(p: DeviceProfile) -> DeviceProfile:
     override = _read_latency_model(r, r.mapping(doc, "latency_model", ""), p.name)
     note = f"latency_model entries {[list(e.key) for e in override.entries]} overridden by {path} (sha256 {sha[:12]})"
     return replace(
-        p, latency_model=p.latency_model.merged(override, f"calibrated: {path}"), provenance=p.provenance + (note,)
+        p,
+        latency_model=p.latency_model.merged(override, f"calibrated: {path}"),
+        provenance=p.provenance + (note,),
+        calibration_wanted=tuple(k for k in p.calibration_wanted if k not in {e.key for e in override.entries}),
     )

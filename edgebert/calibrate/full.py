@@ -23,9 +23,9 @@ from edgebert.runners import BenchConfig, RunnerOptions, Target, run_bench
 from edgebert.runners.results import model_warning
 from edgebert.select.costs import costs
 from edgebert.select.latency import Measurement, fit
-from edgebert.select.profiles import DeviceProfile, config_dir
+from edgebert.select.profiles import DeviceProfile, config_dir, host_machine
 
-__all__ = ["CalibrateRequest", "CALIBRATION_SPECS", "calibrate", "seq_lens"]
+__all__ = ["CalibrateRequest", "CALIBRATION_SPECS", "calibrate", "seq_lens", "stamp_machine"]
 
 # ≤ 10 sub-networks spread over the grid's widths and depths; every 3rd (by size, from the 2nd) is held out,
 # at both sequence lengths, so the held-out error is that of sub-networks the fit never saw.
@@ -178,6 +178,19 @@ def _fit_with_holdout(measurements, device: str, source: str, parallel_efficienc
     return final, trial, train, held, held_err
 
 
+def stamp_machine(model):
+    """Entries measured on this machine say which one (CPU model and cores, separate fields), so that
+    `host` can tell whether they hold where it is loaded."""
+    cpu_model, cores = host_machine()
+    return dataclasses.replace(
+        model,
+        entries=tuple(
+            dataclasses.replace(e, provenance={**e.provenance, "cpu_model": cpu_model, "cores": cores})
+            for e in model.entries
+        ),
+    )
+
+
 def _write_override(path: Path, profile, model, target_desc: str, full: bool) -> Path:
     """full=False: an override (name + latency_model) in the config dir, merged into the shipped profile
     on load; full=True (--out FILE): a complete profile to pass as --device FILE."""
@@ -230,6 +243,8 @@ def calibrate(req: CalibrateRequest, progress: bool = True) -> dict:
     out = Path(req.out) if req.out else config_dir() / "profiles" / f"{profile.name}.yaml"
     if profile.path and out.resolve() == Path(profile.path).resolve():
         raise UsageError(f"--out {out} is the shipped profile itself; calibration writes an override elsewhere")
+    if req.target.kind == "local":
+        final = stamp_machine(final)
     _write_override(out, profile, final, target_desc, full=bool(req.out))
     rows = []
     for m in measurements:
