@@ -172,3 +172,23 @@ def test_proxy_quality_is_one_for_the_full_model_and_labelled(sentences, tmp_pat
     assert q["w1-d1"][0] == pytest.approx(1.0, abs=1e-5)
     assert all(-1.0 <= s <= 1.0 for s, _ in q.values())
     assert q["w0.5-d1"][1] == f"proxy: mean cosine to full model on {len(sentences)} calibration texts"
+
+
+def test_proxy_w1_d1_is_measured_on_the_slice_so_a_broken_slicer_shows(sentences, tmp_path, monkeypatch):
+    """The full model's proxy of 1.0 is a comparison that can fail: a slicer that loses a layer lowers it."""
+    from tokenizers.implementations import BertWordPieceTokenizer
+
+    from edgebert.select import proxy
+
+    model = make_tiny_model()
+    (tmp_path / "vocab.txt").write_text("\n".join(tiny_vocab()) + "\n")
+    tok = BertWordPieceTokenizer(str(tmp_path / "vocab.txt"), lowercase=True)
+    real = proxy.slice_model
+
+    def loses_a_layer(m, spec):
+        sub = real(m, spec)
+        sub.layers = sub.layers[:-1]
+        return sub
+
+    monkeypatch.setattr(proxy, "slice_model", loses_a_layer)
+    assert proxy_quality(model, tok, sentences, [SubnetSpec(1.0, 1.0)])["w1-d1"][0] < 0.999
