@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 from edgebert.errors import ModelError
 
-__all__ = ["BertConfig", "FORMAT_VERSION"]
+__all__ = ["BertConfig", "FORMAT_VERSION", "is_factorised"]
 
 FORMAT_VERSION = 1
 
@@ -112,3 +112,10 @@ class BertConfig:
             num_labels=len(labels) if is_cls else 0,
             labels=labels,
         )
+
+
+def is_factorised(rows: int, cols: int, rank: int) -> bool:
+    """True when rank-`rank` factors of a rows x cols tensor are smaller than the tensor itself.
+
+    A pure rule on shapes (no torch), so costs and the memory model agree with the layers themselves."""
+    return 0 < rank and rank * (rows + cols) < rows * cols

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgebert.model.config import is_factorised
+
 __all__ = [
     "FactorisedEmbedding",
     "FactorisedLinear",
@@ -28,11 +30,6 @@ __all__ = [
     "linear_cols",
     "sliced_linear_state",
 ]
-
-
-def is_factorised(rows: int, cols: int, rank: int) -> bool:
-    """True when rank-`rank` factors of a rows x cols tensor are smaller than the tensor itself."""
-    return 0 < rank and rank * (rows + cols) < rows * cols
 
 
 class FactorisedEmbedding(nn.Module):

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from edgebert.model.config import BertConfig
-from edgebert.model.factorise import is_factorised
+from edgebert.model.config import BertConfig, is_factorised
 from edgebert.model.spec import SubnetSpec, subnet_config
 from edgebert.registry import CONVERTERS
 
