@@ -145,7 +145,10 @@ def _finish(cfg, plan, final, teacher, rewiring, dev, src, work, log, progress) 
     specs = [s for s in specs if s.fits(final.config.heads, final.config.ffn)]
     t0 = time.perf_counter()
     before, before_source = _before(teacher, src, dev, tokenizer, specs, cfg, progress)
-    after = measure(final, dev, tokenizer, specs, seq_len=cfg.seq_len, progress=progress)
+    # Encoders are scored against the uncompressed model's embeddings, not their own full network's: so the
+    # compressed w1-d1 shows what compression cost, as the classifier's accuracy does.
+    reference = teacher if cfg.task == "embedding" else None
+    after = measure(final, dev, tokenizer, specs, seq_len=cfg.seq_len, progress=progress, reference=reference)
     log["quality_seconds"] = round(time.perf_counter() - t0, 1)
     log["peak_rss_mb"] = round(max(log.get("peak_rss_mb", 0), peak_rss_mb()), 1)
     stage = log["stages"].get(STAGE, {})

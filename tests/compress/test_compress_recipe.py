@@ -122,3 +122,15 @@ def test_a_model_without_task_head_is_refused(tmp_path, capsys):
     assert main(_flags(tmp_path, model_dir, data) + ["--embedding-rank", "16"]) == 2
     assert "no task head" in capsys.readouterr().err
     torch.manual_seed(0)
+
+
+def test_a_sentence_encoder_is_scored_against_the_uncompressed_model(tmp_path):
+    model_dir = save_tiny_model_dir(tmp_path / "enc", make_tiny_model())
+    rng = random.Random(0)
+    (tmp_path / "texts.txt").write_text("\n".join(" ".join(rng.sample(WORDS, 6)) for _ in range(120)) + "\n")
+    argv = ["compress", "--model", str(model_dir), "--task", "embedding", "--data", str(tmp_path / "texts.txt")]
+    argv += ["--out", str(tmp_path / "o"), "--embedding-rank", "16", "--max-steps", "2", "--batch-size", "16"]
+    assert main(argv + ["--seq-len", "16"]) == 0
+    q = json.loads((tmp_path / "o" / COMPRESSION_FILE).read_text())["quality"]
+    assert q["metric"] == "cosine_fidelity" and q["before"]["w1-d1"] == 1.0
+    assert 0.5 < q["after"]["w1-d1"] < 1.0  # fidelity to the uncompressed encoder, not to itself
