@@ -9,12 +9,13 @@ same checkout; the node stack traces hold its absolute paths, which `normalise` 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from edgebert.artifact import ArtifactConfig, ConverterBase, Tolerance
+from edgebert.artifact import ArtifactConfig, ConverterBase, ModelCard, Tolerance
 from edgebert.converters._common import (
     INPUT_NAMES,
     check_seq_len,
@@ -26,7 +27,7 @@ from edgebert.converters._common import (
 )
 from edgebert.registry import CONVERTERS
 
-__all__ = ["OnnxConverter"]
+__all__ = ["OnnxConverter", "metadata_props"]
 
 OPSET = 20
 _STACK_TRACE = "pkg.torch.onnx.stack_trace"
@@ -126,6 +127,21 @@ class OnnxConverter(ConverterBase):
         ]
         return facts
 
+    def describe(self, path: Path, card: ModelCard) -> dict:
+        """The card in the model's metadata_props (ORT: session.get_modelmeta().custom_metadata_map)."""
+        import onnx
+
+        model = onnx.load(str(path))
+        props = metadata_props(card)
+        keep = [p for p in model.metadata_props if p.key not in props]
+        del model.metadata_props[:]
+        model.metadata_props.extend(keep)
+        for key, value in props.items():
+            model.metadata_props.add(key=key, value=value)
+        model.doc_string = card.description
+        onnx.save(model, str(path))
+        return {"kind": "onnx-metadata_props", "props": props}
+
     def load(self, path: Path, threads: int = 1):
         return _OrtRuntime(Path(path), threads)
 
@@ -141,6 +157,22 @@ class OnnxConverter(ConverterBase):
         import onnxruntime
 
         return onnxruntime.__version__
+
+
+def metadata_props(card: ModelCard) -> dict[str, str]:
+    """The same facts the .tflite carries in its TFLite metadata; the vocabulary stays beside the file."""
+    return {
+        "edgebert.name": card.name,
+        "edgebert.version": card.version,
+        "edgebert.output_kind": "classification" if card.task == "classification" else "feature_vector",
+        "edgebert.output_name": card.output_name,
+        "edgebert.labels": json.dumps(list(card.labels)),
+        "edgebert.tokenizer": "bert_wordpiece" if card.vocab else "none",
+        "edgebert.tokenizer_lowercase": str(card.lowercase).lower(),
+        "edgebert.vocab_file": card.vocab_file if card.vocab else "",
+        "edgebert.vocab_size": str(len(card.vocab)),
+        "edgebert.inputs": json.dumps(list(INPUT_NAMES)),
+    }
 
 
 def _strip_stack_traces(src: Path, dst: Path) -> None:

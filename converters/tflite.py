@@ -14,8 +14,9 @@ import numpy as np
 from torch import nn
 
 from edgebert._optional import require
-from edgebert.artifact import ArtifactConfig, ConverterBase, Tolerance
+from edgebert.artifact import ArtifactConfig, ConverterBase, ModelCard, Tolerance
 from edgebert.converters._common import INPUT_NAMES, check_seq_len, example_inputs, io_facts, quiet, standard_tolerance
+from edgebert.converters.tflite_metadata import write_metadata
 from edgebert.errors import ModelError
 from edgebert.registry import CONVERTERS
 
@@ -90,6 +91,11 @@ class TfliteConverter(ConverterBase):
         elif config.precision == "fp16":
             facts["notes"].append("fp16: float16 weights (FULLY_CONNECTED, EMBEDDING_LOOKUP), float32 compute")
         return facts
+
+    def describe(self, path: Path, card: ModelCard) -> dict:
+        """TFLite metadata with the WordPiece vocab and labels packed in: MediaPipe's TextEmbedder and
+        TextClassifier (and the TFLite Task Library) then load the file with no tokenizer code in the app."""
+        return write_metadata(path, card)
 
     def load(self, path: Path, threads: int = 1):
         return _LiteRtRuntime(Path(path), threads)

@@ -13,6 +13,7 @@ from edgebert.errors import UsageError
 __all__ = [
     "PRECISIONS",
     "ArtifactConfig",
+    "ModelCard",
     "Tolerance",
     "Converter",
     "ConverterBase",
@@ -39,6 +40,29 @@ class ArtifactConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What an artifact tells the app that loads it, in the format's own metadata: its name, the tokenizer
+    (a WordPiece vocabulary in id order), the three inputs, and its output (an embedding or labelled logits)."""
+
+    name: str
+    description: str
+    version: str
+    task: str  # "embedding" | "classification"
+    output_name: str  # "embeddings" | "logits"
+    labels: tuple[str, ...] = ()
+    vocab: tuple[str, ...] = ()  # empty: the tokenizer is not WordPiece, so no tokenizer metadata is written
+    lowercase: bool = True
+    vocab_file: str = "vocab.txt"
+    labels_file: str = "labels.txt"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["labels"] = list(self.labels)
+        d["vocab_size"] = len(d.pop("vocab"))
+        return d
 
 
 @dataclass(frozen=True)
@@ -87,6 +111,9 @@ class Converter(Protocol):
     def normalise(self, src: Path, dst: Path) -> str | None:
         """Write a byte-reproducible copy of `src` to `dst` and say what changed; None: nothing to do."""
 
+    def describe(self, path: Path, card: ModelCard) -> dict | None:
+        """Write `card` into the artifact's own metadata, in place; return what was written (manifest)."""
+
 
 class ConverterBase:
     """Defaults for the parts of the Converter contract most formats share; converters subclass it."""
@@ -101,3 +128,6 @@ class ConverterBase:
 
     def normalise(self, src: Path, dst: Path) -> str | None:
         return None  # the exporter already writes the same bytes every time
+
+    def describe(self, path: Path, card: ModelCard) -> dict | None:
+        return None  # no metadata slot apps read: the tokenizer files beside the artifact are the card

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgebert import __version__
-from edgebert.artifact import PRECISIONS, ArtifactConfig, check_seq_len
+from edgebert.artifact import PRECISIONS, ArtifactConfig, ModelCard, check_seq_len
 from edgebert.errors import UsageError
 from edgebert.export.atomic import atomic_dir, check_output_dir
+from edgebert.export.card import model_card
 from edgebert.export.manifest import SCHEMA, SUBNET_DIR, write_manifest
 from edgebert.export.verify import check, verify
 from edgebert.hashing import now_iso, sha256_file
@@ -111,8 +112,11 @@ def _interrupts_unwrapped():
         raise interrupt from None
 
 
-def convert_and_verify(sub: Bert, tokenizer, conv, acfg: ArtifactConfig, folder: Path, threads: int) -> dict:
-    """Convert one artifact, load it in its own runtime, compare with PyTorch. Raises ParityError."""
+def convert_and_verify(
+    sub: Bert, tokenizer, conv, acfg: ArtifactConfig, folder: Path, threads: int, card: ModelCard | None = None
+) -> dict:
+    """Convert one artifact, write its model card into it, load it in its own runtime, compare with PyTorch.
+    Raises ParityError. The card goes in before verification, so the verified bytes are the published ones."""
 
     requested = acfg.precision
     precision, note = conv.resolve_precision(requested)
@@ -122,11 +126,13 @@ def convert_and_verify(sub: Bert, tokenizer, conv, acfg: ArtifactConfig, folder:
     with _interrupts_unwrapped():
         facts = conv.convert(sub, acfg, path) or {}
         seconds = time.perf_counter() - t0
+        described = conv.describe(path, card or model_card(sub, tokenizer, name=f"edgebert {sub.output_name}"))
         runtime = conv.load(path, threads=threads)
         parity = verify(sub, runtime, tokenizer, conv, acfg)
     check(parity, f"{path.name} ({conv.name} {precision})")  # a failing artifact never gets published
     entry = _artifact_entry(conv, acfg, requested, path, facts, parity, [note] if note else [])
     entry["conversion_seconds"] = round(seconds, 2)
+    entry["metadata"] = described
     return entry
 
 
@@ -192,11 +198,12 @@ def export(
         tok_files = copy_tokenizer_files(loaded.model_dir, tmp)
         manifest = base_manifest(loaded.model_dir, loaded.full, sub, cfg.spec, rewiring, tok_files)
         manifest.update(extra_manifest or {})
+        source_name = loaded.model_dir.name if loaded.model_dir.name != "model" else loaded.model_dir.parent.name
+        card = model_card(sub, loaded.tokenizer, name=f"{source_name} w{cfg.spec.width:g}-d{cfg.spec.depth:g}")
         for conv in converters:
             bar.step(f"{conv.name} {cfg.precision}: convert + verify")
-            entry = convert_and_verify(
-                sub, loaded.tokenizer, conv, ArtifactConfig(conv.name, cfg.precision, cfg.seq_len), tmp, cfg.threads
-            )
+            acfg = ArtifactConfig(conv.name, cfg.precision, cfg.seq_len)
+            entry = convert_and_verify(sub, loaded.tokenizer, conv, acfg, tmp, cfg.threads, card=card)
             if measure is not None:
                 bar.step(f"{conv.name}: measure")
                 measure(entry, tmp / entry["file"])
