@@ -18,6 +18,7 @@ from edgebert.artifact import PRECISIONS
 from edgebert.commands.options import runner_options
 from edgebert.commands.profiles import format_profile, format_profiles_table, profiles
 from edgebert.errors import EXIT_CODES, EdgebertError, UsageError
+from edgebert.export.runtimes import APP_RUNTIMES, formats_for
 from edgebert.registry import CONVERTERS
 from edgebert.runtime.policy import parse_policy
 
@@ -123,6 +124,11 @@ def cli(ctx):
     "--quantize", type=click.Choice(PRECISIONS), help="precision (default fp32; with --device edgebert chooses)"
 )
 @click.option("--seq-len", type=int, default=128, show_default=True, help="sequence length (static for TFLite)")
+@click.option(
+    "--runtime",
+    type=click.Choice(list(APP_RUNTIMES)),
+    help="only artifacts this app runtime loads (check them with `edgebert compat OUT`)",
+)
 @click.option("--threads", type=int, help="threads for verification and measurement")
 @click.option("--out", help="output folder (default: out/<name>)")
 @click.option("--force", is_flag=True, help="replace an existing output folder")
@@ -155,6 +161,9 @@ def export(as_json, **kw):
     from edgebert.commands.export import format_export_summary, measurement_error, run_export  # heavy: torch
 
     options = _options(kw)
+    runtime = kw.pop("runtime")
+    if runtime is not None:
+        kw["formats"] = formats_for(runtime, kw["formats"], kw["quantize"])
     say = lambda text: click.echo(f"edgebert: {text}", err=True)  # noqa: E731
     summary = run_export(**kw, options=options, progress=_progress(as_json), say=say)
     _print(summary, as_json, format_export_summary)
@@ -213,6 +222,26 @@ def bench(as_json, **kw):
 
     options = _options(kw)
     _print(run_bench(**kw, options=options, progress=_progress(as_json)), as_json, format_bench)
+
+
+@cli.command(epilog=_epilog())
+@click.argument("folder")
+@click.option("--no-write", is_flag=True, help="print the table only; leave manifest.json as it is")
+@click.option("--json", "as_json", is_flag=True, help="print the table as JSON")
+@click.pass_context
+def compat(ctx, folder, no_write, as_json):
+    """Which runtimes load each artifact of an export folder and agree with its PyTorch reference.
+
+    Checks every artifact's size and sha256 against manifest.json first, then runs it on the parity
+    sentences in ONNX Runtime, ai-edge-litert, torch (TorchScript) and, for .tflite, MediaPipe Tasks with
+    its own tokenizer (needs EDGEBERT_MEDIAPIPE_PYTHON: the python of a venv with mediapipe==0.10.21).
+    Writes the table into manifest.json (compatibility). Exit 4: a file changed since export, or it
+    disagrees with PyTorch in the runtime it was verified with."""
+    from edgebert.commands.compat import format_compat, run_compat  # heavy: torch
+
+    result = run_compat(folder=folder, no_write=no_write)
+    _print(result, as_json, format_compat)
+    ctx.exit(result["exit_code"])
 
 
 @cli.command(epilog=_epilog())

@@ -1,0 +1,29 @@
+"""`edgebert compat FOLDER`: the artifact x runtime table (loads / agrees / error)."""
+
+from __future__ import annotations
+
+from edgebert.commands.text import fmt
+from edgebert.export.compat import compat
+
+__all__ = ["run_compat", "format_compat"]
+
+
+def run_compat(*, folder, no_write: bool = False) -> dict:
+    return compat(folder, write=not no_write)
+
+
+def format_compat(r: dict) -> str:
+    lines = [f"{'file':<16}{'precision':<10}{'runtime':<16}{'min cosine':>11}{'argmax':>8}  verdict"]
+    for row in r["rows"]:
+        verdict = row["status"]
+        if row.get("error"):
+            verdict += f" ({row['error'].splitlines()[0][:100]})"
+        lines.append(
+            f"{row['file']:<16}{row['precision']:<10}{row['runtime']:<16}{fmt(row.get('min_cosine'), '.6f'):>11}"
+            f"{fmt(row.get('argmax_agreement'), '.2f'):>8}  {verdict}"
+        )
+    for problem in r["sha256_problems"]:
+        lines.append(f"changed since export: {problem} (the manifest was not updated)")
+    if r["written"]:
+        lines.append(f"written to {r['folder']}/manifest.json (compatibility)")
+    return "\n".join(lines)
