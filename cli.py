@@ -211,6 +211,17 @@ def profiles_cmd(action, name, as_json):
 @click.option("--runs", type=int, default=50, show_default=True, help="timed runs")
 @click.option("--warmup", type=int, default=5, show_default=True, help="warm-up runs")
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="seconds per artifact before giving up")
+@click.option(
+    "--cooldown", type=float, default=0.0, show_default=True, help="seconds of idle between artifacts (let it cool)"
+)
+@click.option(
+    "--sustained",
+    type=float,
+    default=0.0,
+    show_default=True,
+    metavar="S",
+    help="time each artifact for at least S seconds and report drift (last third vs first third, %)",
+)
 @_runner_flags
 @click.option("--formats", callback=_formats, help=f"only these formats ({_FORMATS_HELP}; default: all in the folder)")
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON")

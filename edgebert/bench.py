@@ -8,7 +8,8 @@ passed their parity check, a skipped or failed measurement is recorded instead.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edgebert.errors import RunnerError, UsageError
@@ -78,6 +79,12 @@ class BenchRequest:
     runs: int = 50
     warmup: int = 5
     timeout_s: float = 300.0
+    cooldown_s: float = 0.0  # idle seconds between artifacts, so one's heat does not slow the next
+    sustained_s: float = 0.0  # time each artifact for at least this long and report its drift
+
+    def __post_init__(self):
+        if isinstance(self.cooldown_s, bool) or not isinstance(self.cooldown_s, (int, float)) or self.cooldown_s < 0:
+            raise UsageError(f"--cooldown must be a number of seconds >= 0, got {self.cooldown_s!r}")
 
 
 def _unsupported(target: Target, fmt: str, options: RunnerOptions) -> str | None:
@@ -123,11 +130,21 @@ def bench_folder(req: BenchRequest, progress: bool = True) -> dict:
     from tqdm import tqdm
 
     results = []
-    for a, _ in tqdm(plan, desc=f"bench on {req.target.uri}", unit="artifact", disable=not progress, leave=False):
+    for k, (a, _) in enumerate(
+        tqdm(plan, desc=f"bench on {req.target.uri}", unit="artifact", disable=not progress, leave=False)
+    ):
         config = BenchConfig(
-            threads=threads, runs=req.runs, warmup=req.warmup, seq_len=a["seq_len"], timeout_s=req.timeout_s
+            threads=threads,
+            runs=req.runs,
+            warmup=req.warmup,
+            seq_len=a["seq_len"],
+            timeout_s=req.timeout_s,
+            sustained_s=req.sustained_s,
         )
-        results.append((a, run_bench(req.target, folder / a["file"], config, options).to_dict()))
+        cooldown = req.cooldown_s if k else 0.0  # the first artifact follows whatever ran before edgebert
+        time.sleep(cooldown)
+        result = run_bench(req.target, folder / a["file"], config, options)
+        results.append((a, replace(result, cooldown_s=cooldown if req.cooldown_s else None).to_dict()))
     # Only now, with every measurement in hand, touch the manifest (atomically).
     for a, r in results:
         record(a, r)

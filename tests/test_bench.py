@@ -79,3 +79,28 @@ def test_bench_refuses_an_artifact_that_is_not_the_manifests(export_dir, tmp_pat
     err = capsys.readouterr().err
     assert "model.onnx" in err and "nothing was measured or recorded" in err and "Traceback" not in err
     assert (export_dir / "manifest.json").read_bytes() == before
+
+
+def test_bench_cooldown_sustained_and_hygiene_in_the_manifest(export_dir, capsys):
+    """Issue 12 item 6: CI of the median, spread, drift, thermal (or null) and the cool-down, schema-valid."""
+    import time
+    from importlib.resources import files
+
+    import jsonschema
+
+    capsys.readouterr()
+    start = time.perf_counter()
+    args = ["bench", str(export_dir), "--runs", "6", "--cooldown", "0.5", "--sustained", "0.3", "--json"]
+    assert main(args) == 0
+    assert time.perf_counter() - start >= 0.5  # one cool-down between the two artifacts
+    r = json.loads(capsys.readouterr().out)
+    assert [x["cooldown_s"] for x in r["results"]] == [0.0, 0.5]
+    m = json.loads((export_dir / "manifest.json").read_text())
+    jsonschema.validate(m, json.loads(files("edgebert").joinpath("data/manifest.schema.json").read_text()))
+    for a in m["artifacts"]:
+        (meas,) = a["latency"]["measured"]
+        lo, hi = meas["p50_ci95_ms"]
+        assert meas["kind"] == "measured" and lo <= meas["p50_ms"] <= hi and meas["p90_ms"] >= meas["p50_ms"]
+        assert meas["sustained_s"] == 0.3 and meas["timed_s"] >= 0.3 and meas["drift_pct"] is not None
+        assert meas["iqr_ms"] >= 0 and "thermal_before" in meas and "thermal_after" in meas
+    assert main(["bench", str(export_dir), "--cooldown", "-1"]) == 2

@@ -20,6 +20,8 @@ def run_bench(
     runs=50,
     warmup=5,
     timeout=300.0,
+    cooldown=0.0,
+    sustained=0.0,
     options: RunnerOptions | None = None,
     progress: bool = True,
 ) -> dict:
@@ -32,6 +34,8 @@ def run_bench(
         runs=runs,
         warmup=warmup,
         timeout_s=timeout,
+        cooldown_s=cooldown,
+        sustained_s=sustained,
     )
     return bench_folder(req, progress=progress)
 
@@ -47,8 +51,28 @@ def format_bench(r: dict) -> str:
             f"{x['mean_ms']:>9.2f}{x['runs']:>6}{x['threads']:>4}{fmt(x.get('peak_rss_mb'), '.1f'):>9}"
             f"  {x.get('device', '?')} / {x['runtime']} {x['runtime_version']}"
         )
+        lines.append("  " + _hygiene(x))
         for w in x.get("warnings", []):
             lines.append(f"  warning: {w}")
     for sk in r["skipped"]:
         lines.append(f"skipped {sk['file']}: {sk['why']}")
     return "\n".join(lines)
+
+
+def _hygiene(x: dict) -> str:
+    """How far to trust the figure: the median's 95 % CI, spread, drift, and the temperatures around it."""
+    ci = x.get("p50_ci95_ms")
+    parts = [f"p50 95% CI {ci[0]:.2f}-{ci[1]:.2f} ms" if ci else "p50 95% CI n/a"]
+    parts.append(
+        f"IQR {x['iqr_ms']:.2f} ms"
+        if x.get("iqr_ms") is not None
+        else f"min-max {fmt(x.get('min_ms'), '.2f')}-{fmt(x.get('max_ms'), '.2f')} ms"
+    )
+    if x.get("drift_pct") is not None:
+        parts.append(f"drift {x['drift_pct']:+.1f}%" + (f" over {x['timed_s']:.0f} s" if x.get("timed_s") else ""))
+    before, after = x.get("thermal_before"), x.get("thermal_after")
+    if before and after:
+        parts.append(f"max temp {before['max_c']:.1f} -> {after['max_c']:.1f} C")
+    else:
+        parts.append("temp n/a")
+    return ", ".join(parts)

@@ -18,6 +18,7 @@ import shlex
 import shutil
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 from edgebert.registry import RUNNERS
@@ -37,8 +38,10 @@ from edgebert.runners.interface import (
     run_process,
     tail,
 )
+from edgebert.runners.parse import parse_thermalservice
 from edgebert.runners.results import (
     benchmark_model_input_flags,
+    benchmark_model_run_flags,
     check_artifact,
     companion_files,
     model_warning,
@@ -190,7 +193,9 @@ class AdbRunner:
             for c in companion_files(path):  # ONNX external weights keep the name the model records
                 self._push(c, f"{workdir}/{c.name}", left())
             argv, version, seq_len, notes = self._command(path, model, workdir, config, info, left())
+            thermal_before = self._thermal()
             proc = self._run_tool(argv, uid, left())
+            thermal_after = self._thermal()
             if proc.returncode in (126, 127):
                 raise BinaryMissing(
                     f"{argv[0]} could not be run on {self.serial} (exit {proc.returncode}): "
@@ -208,8 +213,17 @@ class AdbRunner:
             warning = model_warning(info["model"], self.options.expected_models)
             common["warnings"] = (warning,) if warning else ()
             if suffix == ".tflite":
-                return result_from_benchmark_model(proc, notes=notes, seq_len=seq_len, **common)
-            return result_from_perf_test(proc, threads=config.threads, seq_len=seq_len, **common)
+                result = result_from_benchmark_model(proc, notes=notes, seq_len=seq_len, **common)
+            else:
+                result = result_from_perf_test(proc, threads=config.threads, seq_len=seq_len, **common)
+            sustained = config.sustained_s if suffix == ".tflite" else 0.0
+            if config.sustained_s and not sustained:
+                result = replace(
+                    result, warnings=result.warnings + ("--sustained is not applied to onnxruntime_perf_test",)
+                )
+            return replace(
+                result, thermal_before=thermal_before, thermal_after=thermal_after, sustained_s=sustained or None
+            )
         finally:
             self._remove(workdir)
 
@@ -224,10 +238,7 @@ class AdbRunner:
             argv = [
                 exe,
                 f"--graph={model}",
-                f"--num_threads={config.threads}",
-                f"--warmup_runs={config.warmup}",
-                f"--num_runs={config.runs}",
-                f"--use_xnnpack={'true' if o.use_xnnpack else 'false'}",
+                *benchmark_model_run_flags(config, o.use_xnnpack),
                 *input_flags,
             ]
             notes = (note,) if note else ()
@@ -251,6 +262,14 @@ class AdbRunner:
         if o.taskset_mask:  # pin to the cores the profile names (e.g. the big cluster)
             argv = ["taskset", _toybox_mask(o.taskset_mask), *argv]
         return argv, version, seq_len, notes
+
+    def _thermal(self) -> dict | None:
+        """The phone's temperatures and thermal status (Android 10+); None where dumpsys shows none."""
+        try:
+            proc = self.shell("dumpsys thermalservice", timeout_s=30, what="dumpsys thermalservice")
+        except BenchTimeout:
+            return None
+        return parse_thermalservice(proc.stdout) if proc.returncode == 0 else None
 
     def _push(self, local: Path, remote: str, timeout_s: float) -> None:
         proc = self._run("push", str(local), remote, timeout_s=timeout_s, what=f"adb push {local.name}")

@@ -4,14 +4,17 @@ This file is copied as-is to boards (Raspberry Pi, any Linux over SSH) and run w
 python3, so it imports nothing from edgebert: only the standard library, numpy and the one
 runtime the artifact needs (ai-edge-litert for .tflite, onnxruntime for .onnx, torch for .pt).
 
-    python3 bench_script.py model.tflite --threads 4 --warmup 5 --runs 50 [--seq-len 128]
+    python3 bench_script.py model.tflite --threads 4 --warmup 5 --runs 50 [--seq-len 128] [--sustained 60]
 
 Inputs are batch 1: random token ids, an all-ones attention mask, zero token types. Each
-run is timed with perf_counter around the inference call alone.
+run is timed with perf_counter around the inference call alone; warm-up runs are never in the
+statistics. The board's thermal zones (Linux /sys/class/thermal) are read just before the
+warm-up and just after the last timed run.
 """
 
 import argparse
 import json
+import math
 import os
 import platform
 import signal
@@ -159,8 +162,47 @@ def load_torchscript(torch, np, path, args, rng):
     return call, args.seq_len
 
 
+def median_ci95(values):
+    """95 % confidence interval of the median from order statistics (distribution-free).
+
+    With B ~ Binomial(n, 1/2) the number of runs below the true median, [x(l), x(n+1-l)] (1-based,
+    sorted) covers it with probability 1 - 2 P(B <= l-1); l is the largest index keeping that
+    >= 0.95. Exact integer sums up to n = 2000, the normal approximation beyond. None below n = 6,
+    where even [min, max] covers less than 95 %.
+    """
+    x = sorted(values)
+    n = len(x)
+    if n < 6:
+        return None
+    if n <= 2000:
+        total, cum, k = 2**n, 0, 0
+        while 40 * (cum + math.comb(n, k)) <= total:  # P(B <= k) <= 0.025
+            cum += math.comb(n, k)
+            k += 1
+        # k terms fit: P(B <= k-1) <= 0.025, so x(k) (1-based) is the lower bound
+    else:
+        k = int(math.floor(n / 2.0 - 1.959964 * math.sqrt(n) / 2.0))
+    return [x[k - 1], x[n - k]]
+
+
+def drift_pct(values):
+    """How much slower the last third of the runs was than the first third, in % of the first's median."""
+    t = len(values) // 3
+    if t < 1:
+        return None
+    first, last = _median(values[:t]), _median(values[-t:])
+    return (last / first - 1.0) * 100.0 if first > 0 else None
+
+
+def _median(values):
+    x = sorted(values)
+    n = len(x)
+    return x[n // 2] if n % 2 else (x[n // 2 - 1] + x[n // 2]) / 2.0
+
+
 def stats(np, ms):
     a = np.asarray(ms, dtype=np.float64)
+    q1, q3 = np.percentile(a, [25, 75])
     return dict(
         p50_ms=float(np.percentile(a, 50)),
         p90_ms=float(np.percentile(a, 90)),
@@ -169,7 +211,39 @@ def stats(np, ms):
         std_ms=float(a.std()),
         min_ms=float(a.min()),
         max_ms=float(a.max()),
+        iqr_ms=float(q3 - q1),
+        p50_ci95_ms=median_ci95([float(v) for v in ms]),
+        drift_pct=drift_pct(ms),
     )
+
+
+def read_thermal(root="/sys/class/thermal"):
+    """{"source", "max_c", "zones": {name: degrees C}} from Linux thermal zones; None when there are none.
+
+    A zone's `temp` is in millidegrees Celsius; zones whose driver refuses the read (some report
+    EINVAL or ENODATA while a sensor sleeps) are left out rather than guessed.
+    """
+    zones = {}
+    try:
+        names = sorted(n for n in os.listdir(root) if n.startswith("thermal_zone"))
+    except OSError:
+        return None
+    for zone in names:
+        try:
+            with open(os.path.join(root, zone, "temp")) as f:
+                milli = int(f.read().strip())
+        except (OSError, ValueError):
+            continue
+        try:
+            with open(os.path.join(root, zone, "type")) as f:
+                kind = f.read().strip() or zone
+        except OSError:
+            kind = zone
+        key = kind if kind not in zones else "%s (%s)" % (kind, zone)
+        zones[key] = milli / 1000.0
+    if not zones:
+        return None
+    return dict(source=root, max_c=max(zones.values()), zones=zones)
 
 
 def peak_rss_mb():
@@ -207,6 +281,7 @@ def main(argv=None):
     p.add_argument("--runs", type=int, default=50)
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--vocab-size", type=int, default=100)
+    p.add_argument("--sustained", type=float, default=0, help="time runs for at least this many seconds")
     p.add_argument("--timeout", type=float, default=0, help="give up after this many seconds (0: never)")
     args = p.parse_args(argv)
 
@@ -233,6 +308,7 @@ def main(argv=None):
                 EXIT_LOAD_FAILED,
             )
         init_ms = (time.perf_counter() - t0) * 1e3
+        thermal_before = read_thermal()
         timed = time.perf_counter()
         first_ms = None
         for k in range(args.warmup):
@@ -240,11 +316,14 @@ def main(argv=None):
             run()
             first_ms = (time.perf_counter() - s) * 1e3 if k == 0 else first_ms
         ms = []
-        for _ in range(args.runs):
+        # As benchmark_model does: at least --runs runs and at least --sustained seconds.
+        phase = time.perf_counter()
+        while len(ms) < args.runs or time.perf_counter() - phase < args.sustained:
             s = time.perf_counter()
             run()
             ms.append((time.perf_counter() - s) * 1e3)
         timed_s = time.perf_counter() - timed
+        thermal_after = read_thermal()
     except _Deadline:
         fail("timeout", "gave up after %g s (--timeout)" % args.timeout, EXIT_TIMEOUT)
     if hasattr(signal, "setitimer"):
@@ -256,7 +335,10 @@ def main(argv=None):
             runtime_version=dist_version(dist, rt),
             threads=args.threads,
             warmup=args.warmup,
-            runs=args.runs,
+            runs=len(ms),
+            sustained_s=args.sustained or None,
+            thermal_before=thermal_before,
+            thermal_after=thermal_after,
             seq_len=seq,
             init_ms=init_ms,
             first_inference_ms=first_ms,

@@ -162,9 +162,17 @@ class BenchConfig:
     timeout_s: float = DEFAULT_TIMEOUT_S
     # Token ids are drawn below this: every vocabulary has them, and latency does not depend on them.
     vocab_size: int = 100
+    # Time runs for at least this long (and at least `runs`): shows throttling as drift_pct. 0: off.
+    sustained_s: float = 0.0
 
     def __post_init__(self):
         _positive("--threads", self.threads, 1)
+        _positive("--sustained", self.sustained_s, 0)
+        if self.sustained_s and self.sustained_s >= 0.8 * self.timeout_s:
+            raise UsageError(
+                f"--sustained {self.sustained_s:g} s does not fit in --timeout {self.timeout_s:g} s (model load and "
+                f"copying need time too); raise --timeout to at least {self.sustained_s / 0.8 + 30:.0f}"
+            )
         _positive("--runs", self.runs, 1)
         _positive("--warmup", self.warmup, 0)
         _positive("--seq-len", self.seq_len, 1)
@@ -240,6 +248,16 @@ class BenchResult:
     first_inference_ms: float | None = None
     peak_rss_mb: float | None = None  # whole measuring process (runtime included), not the model alone
     memory_delta_mb: float | None = None  # benchmark_model's footprint growth since its start
+    iqr_ms: float | None = None  # spread: p75 - p25 of the timed runs (tools that print no quartiles: None)
+    # 95 % CI of the median from order statistics (binomial method); None without per-run times
+    p50_ci95_ms: tuple[float, float] | None = None
+    drift_pct: float | None = None  # median of the last third of the runs vs the first third, in %
+    sustained_s: float | None = None  # --sustained: the timed runs lasted at least this long
+    cooldown_s: float | None = None  # idle seconds before this measurement (--cooldown)
+    # Temperatures just before the warm-up and just after the last timed run, as the target reports
+    # them ({"source", "max_c", "zones": {name: C}}, Android adds "status"); None: the target shows none.
+    thermal_before: dict | None = None
+    thermal_after: dict | None = None
     timed_s: float | None = None  # seconds spent inside warm-up and timed runs
     wall_s: float | None = None  # seconds the whole bench call took, copying and cleanup included
     timestamp: str = field(default_factory=now_iso)
@@ -258,6 +276,7 @@ class BenchResult:
     def to_dict(self) -> dict:
         d = {"kind": "measured", **asdict(self)}
         d["warnings"], d["notes"] = list(self.warnings), list(self.notes)
+        d["p50_ci95_ms"] = list(self.p50_ci95_ms) if self.p50_ci95_ms is not None else None
         return d
 
 

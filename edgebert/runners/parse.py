@@ -17,7 +17,13 @@ from __future__ import annotations
 import json
 import re
 
-__all__ = ["parse_benchmark_model", "parse_perf_test", "parse_script_output", "OutputFormatError"]
+__all__ = [
+    "parse_benchmark_model",
+    "parse_perf_test",
+    "parse_script_output",
+    "parse_thermalservice",
+    "OutputFormatError",
+]
 
 
 class OutputFormatError(ValueError):
@@ -128,3 +134,40 @@ def parse_script_output(stdout: str) -> dict:
             except json.JSONDecodeError:
                 continue
     raise OutputFormatError("the bench script printed no JSON result line")
+
+
+# `adb shell dumpsys thermalservice` (frameworks/base ThermalManagerService.dump), e.g.:
+#   Thermal Status: 0
+#   Cached temperatures:
+#   \tTemperature{mValue=38.1, mType=0, mName=AP, mStatus=0}
+#   HAL Ready: true
+#   HAL connection:
+#   \tThermalHAL 2.0 connected: yes
+#   Current temperatures from HAL:
+#   \tTemperature{mValue=44.8, mType=0, mName=AP, mStatus=0}
+#   Current cooling devices from HAL:
+#   \tCoolingDevice{mValue=0, mType=2, mName=battery}
+# Status is PowerManager's THERMAL_STATUS_* (0 none, 1 light, 2 moderate, 3 severe, 4 critical,
+# 5 emergency, 6 shutdown).
+_TEMPERATURE = re.compile(rf"Temperature\{{mValue=(?P<value>{_NUM}), mType=(?P<type>-?\d+), mName=(?P<name>[^,}}]*)")
+_THERMAL_STATUS = re.compile(r"^Thermal Status: (\d+)\s*$", re.M)
+
+
+def parse_thermalservice(text: str) -> dict | None:
+    """{"source", "status", "max_c", "zones": {name: C}} from `dumpsys thermalservice`; None when it shows none.
+
+    The HAL's current readings when present (the cached ones can be minutes old), else the cached ones.
+    """
+    current = text.split("Current temperatures from HAL:", 1)
+    section = current[1].split("Current cooling devices from HAL:", 1)[0] if len(current) == 2 else ""
+    found = _TEMPERATURE.findall(section) or _TEMPERATURE.findall(text.split("HAL Ready:", 1)[0])
+    zones = {name.strip(): float(value) for value, _type, name in found}
+    if not zones:
+        return None
+    status = _THERMAL_STATUS.search(text)
+    return {
+        "source": "dumpsys thermalservice",
+        "status": int(status.group(1)) if status else None,
+        "max_c": max(zones.values()),
+        "zones": zones,
+    }

@@ -27,6 +27,7 @@ __all__ = [
     "result_from_benchmark_model",
     "result_from_perf_test",
     "benchmark_model_input_flags",
+    "benchmark_model_run_flags",
     "model_warning",
 ]
 
@@ -83,6 +84,7 @@ def script_args(artifact_name: str, config: BenchConfig, time_left_s: float) -> 
         str(config.seq_len),
         "--vocab-size",
         str(config.vocab_size),
+        *(["--sustained", f"{config.sustained_s:g}"] if config.sustained_s else []),
         # the script stops itself before we would kill it, so it can still say why
         "--timeout",
         f"{max(0.5, time_left_s * 0.9 - 1.0):.1f}",
@@ -125,8 +127,15 @@ def result_from_script(proc, *, where: str, artifact: str, wall_s: float, runs_o
         "device_info",
         "runtime",
         "runtime_version",
+        "iqr_ms",
+        "drift_pct",
+        "sustained_s",
+        "thermal_before",
+        "thermal_after",
     )
+    ci = payload.get("p50_ci95_ms")
     return BenchResult(
+        p50_ci95_ms=tuple(ci) if ci else None,
         where=where,
         tool="edgebert bench script",
         artifact=artifact,
@@ -169,6 +178,10 @@ def result_from_benchmark_model(
         p50 = b["avg_us"] / 1e3
         notes.append("p50_ms is benchmark_model's mean: this build prints no median")
     notes.append("benchmark_model runs for at least --min_secs (default 1 s), so runs may exceed what was asked")
+    notes.append(
+        "benchmark_model prints no per-run times: no p90, IQR, confidence interval of the median or drift "
+        "(spread: min_ms/max_ms, p95_ms)"
+    )
     threads = b["params"].get("Num threads") or b["params"].get("#threads used for CPU inference")
     ms = lambda key, d=timed: d[key] / 1e3 if key in d else None  # noqa: E731
     return BenchResult(
@@ -257,6 +270,19 @@ def result_from_perf_test(
         notes=tuple(notes),
         raw_tail=tail(raw, 6),
     )
+
+
+def benchmark_model_run_flags(config: BenchConfig, use_xnnpack: bool) -> list[str]:
+    """Threads, warm-up and timed runs; --sustained maps onto the tool's own --min_secs (it times
+    while runs < num_runs or elapsed < min_secs, and stops a phase after max_secs, default 150)."""
+    flags = [
+        f"--num_threads={config.threads}",
+        f"--warmup_runs={config.warmup}",
+        f"--num_runs={config.runs}",
+    ]
+    if config.sustained_s:
+        flags += [f"--min_secs={config.sustained_s:g}", f"--max_secs={max(150.0, 2 * config.sustained_s):g}"]
+    return flags + [f"--use_xnnpack={'true' if use_xnnpack else 'false'}"]
 
 
 def benchmark_model_input_flags(path: Path, vocab_size: int) -> tuple[list[str], int | None, str | None]:

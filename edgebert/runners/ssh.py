@@ -38,6 +38,7 @@ from edgebert.runners.interface import (
 from edgebert.runners.results import (
     BENCH_SCRIPT,
     benchmark_model_input_flags,
+    benchmark_model_run_flags,
     check_artifact,
     companion_files,
     model_warning,
@@ -196,6 +197,7 @@ class SshRunner:
                 notes=(note,) if note else (),
                 seq_len=seq_len,
             )
+            result = replace(result, sustained_s=config.sustained_s or None)
         else:
             result = result_from_script(proc, where=where, artifact=path.name, wall_s=wall, runs_on=where)
             result = replace(
@@ -231,10 +233,7 @@ class SshRunner:
             return prefix + [
                 exe,
                 f"--graph={remote_dir}/{model_name}",
-                f"--num_threads={config.threads}",
-                f"--warmup_runs={config.warmup}",
-                f"--num_runs={config.runs}",
-                f"--use_xnnpack={'true' if o.use_xnnpack else 'false'}",
+                *benchmark_model_run_flags(config, o.use_xnnpack),
                 *input_flags,
             ]
         # Absolute paths: the temp dir's name in the command line is how _remove finds the process.
