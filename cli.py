@@ -14,7 +14,7 @@ import sys
 import click
 
 from edgebert import __version__
-from edgebert.artifact import PRECISIONS
+from edgebert.artifact import PRECISIONS, parse_seq_lens
 from edgebert.commands.options import runner_options
 from edgebert.commands.profiles import format_profile, format_profiles_table, profiles
 from edgebert.errors import EXIT_CODES, EdgebertError, UsageError
@@ -53,6 +53,14 @@ def _formats(ctx, param, text):
     if unknown:
         raise click.BadParameter(f"unknown format {unknown[0]!r}; choose from: {', '.join(CONVERTERS.names())}")
     return names
+
+
+def _seq_lens(ctx, param, text):
+    """--seq-len 128 or 32,64,128 -> a tuple of lengths, parsed once here (edgebert.artifact); bad ones exit 2."""
+    try:
+        return parse_seq_lens(text)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _floats(ctx, param, text):
@@ -123,7 +131,14 @@ def cli(ctx):
 @click.option(
     "--quantize", type=click.Choice(PRECISIONS), help="precision (default fp32; with --device edgebert chooses)"
 )
-@click.option("--seq-len", type=int, default=128, show_default=True, help="sequence length (static for TFLite)")
+@click.option(
+    "--seq-len",
+    callback=_seq_lens,
+    default="128",
+    show_default=True,
+    help="sequence length, or ascending buckets such as 32,64,128: one TFLite file with a signature per length "
+    "(ONNX/TorchScript stay dynamic); a budget applies to the largest",
+)
 @click.option(
     "--runtime",
     type=click.Choice(list(APP_RUNTIMES)),

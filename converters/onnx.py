@@ -142,8 +142,8 @@ class OnnxConverter(ConverterBase):
         onnx.save(model, str(path))
         return {"kind": "onnx-metadata_props", "props": props}
 
-    def load(self, path: Path, threads: int = 1):
-        return _OrtRuntime(Path(path), threads)
+    def load(self, path: Path, threads: int = 1, signature: str | None = None):
+        return _OrtRuntime(Path(path), threads)  # one dynamic graph serves every length: no signatures
 
     def normalise(self, src: Path, dst: Path) -> str:
         """Write `src` to `dst` without what varies between build machines; say what changed (build)."""

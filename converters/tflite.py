@@ -1,7 +1,9 @@
 """TFLite: litert-torch conversion at a static (1, seq_len) shape, ai-edge-quantizer for fp16/int8, LiteRT runtime.
 
-TFLite files have one static shape, so the runtime wrapper below loops over batch rows and pads each
-row to seq_len with attention_mask 0 (or truncates it). LiteRT and its converters are an optional extra.
+TFLite files have static shapes, so the runtime wrapper below loops over batch rows and pads each
+row to seq_len with attention_mask 0 (or truncates it). With sequence-length buckets (--seq-len 32,64,128)
+one file holds one signature per length (seq_32, seq_64, seq_128) and each row runs in the smallest one
+that fits it. LiteRT and its converters are an optional extra.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import numpy as np
 from torch import nn
 
 from edgebert._optional import require
-from edgebert.artifact import ArtifactConfig, ConverterBase, ModelCard, Tolerance
+from edgebert.artifact import ArtifactConfig, ConverterBase, ModelCard, Tolerance, bucket_signature
+from edgebert.artifact import check_seq_len as check_length
 from edgebert.converters._common import INPUT_NAMES, check_seq_len, example_inputs, io_facts, quiet, standard_tolerance
 from edgebert.converters.tflite_metadata import write_metadata
 from edgebert.errors import ModelError
@@ -34,6 +37,23 @@ class _NamedOutput(nn.Module):
 
     def forward(self, input_ids, attention_mask, token_type_ids):
         return {self.model.output_name: self.model(input_ids, attention_mask, token_type_ids)}
+
+
+def _edge_model(litert_torch, model, lengths: tuple[int, ...]):
+    """One signature ("serving_default", as before buckets existed) or one per bucket, largest first: the
+    first becomes subgraph 0, the one apps that ignore signatures (MediaPipe Tasks) run."""
+    wrapped = _NamedOutput(model.eval())
+
+    def sample(n: int) -> dict:
+        # Keyword samples make the signature inputs input_ids/attention_mask/token_type_ids, not args_0..
+        return dict(zip(INPUT_NAMES, example_inputs(model, batch=1, seq_len=n)))
+
+    if len(lengths) == 1:
+        return litert_torch.convert(wrapped, sample_kwargs=sample(lengths[0]))
+    converter = litert_torch
+    for n in sorted(lengths, reverse=True):
+        converter = converter.signature(bucket_signature(n), wrapped, sample_kwargs=sample(n))
+    return converter.convert()
 
 
 def _quantize(float_model: bytes, precision: str) -> bytes:
@@ -69,12 +89,12 @@ class TfliteConverter(ConverterBase):
 
     def convert(self, model, config: ArtifactConfig, path: Path) -> dict:
         seq_len = check_seq_len(model, config)
+        for n in config.buckets:
+            check_length(n, model.config.max_position_embeddings)
         with quiet():  # importing it prints TensorFlow/absl start-up chatter
             litert_torch = require("litert_torch", extra="tflite", what=_WHAT)
-        sample = dict(zip(INPUT_NAMES, example_inputs(model, batch=1, seq_len=seq_len)))
         with quiet():
-            # Keyword samples make the signature inputs input_ids/attention_mask/token_type_ids, not args_0..
-            edge = litert_torch.convert(_NamedOutput(model.eval()), sample_kwargs=sample)
+            edge = _edge_model(litert_torch, model, config.lengths)
             content = edge.model_content() if callable(edge.model_content) else edge.model_content
             content = bytes(content) if config.precision == "fp32" else _quantize(bytes(content), config.precision)
         Path(path).write_bytes(content)
@@ -90,6 +110,16 @@ class TfliteConverter(ConverterBase):
             )
         elif config.precision == "fp16":
             facts["notes"].append("fp16: float16 weights (FULLY_CONNECTED, EMBEDDING_LOOKUP), float32 compute")
+        if config.buckets:
+            facts["buckets"] = [
+                {"signature": bucket_signature(n), "seq_len": n, "inputs": io_facts(model, 1, n, "int32")["inputs"]}
+                for n in config.buckets
+            ]
+            facts["notes"].append(
+                f"one signature per sequence length ({', '.join(bucket_signature(n) for n in config.buckets)}), "
+                f"sharing weights; {bucket_signature(seq_len)} is subgraph 0, the one apps without signature "
+                "support (MediaPipe Tasks) run"
+            )
         return facts
 
     def describe(self, path: Path, card: ModelCard) -> dict:
@@ -97,8 +127,8 @@ class TfliteConverter(ConverterBase):
         TextClassifier (and the TFLite Task Library) then load the file with no tokenizer code in the app."""
         return write_metadata(path, card)
 
-    def load(self, path: Path, threads: int = 1):
-        return _LiteRtRuntime(Path(path), threads)
+    def load(self, path: Path, threads: int = 1, signature: str | None = None):
+        return _LiteRtRuntime(Path(path), threads, signature)
 
     def tolerance(self, precision: str) -> Tolerance:
         return standard_tolerance(precision)
@@ -128,27 +158,48 @@ def _fit(row: np.ndarray, length: int) -> np.ndarray:
     return np.pad(row, ((0, 0), (0, length - row.shape[1])))  # zeros: padding token, mask 0, type 0
 
 
+class _Signature:
+    """One signature of the file: its runner, static length, and input names by canonical name."""
+
+    def __init__(self, interpreter, key: str):
+        self.key = key
+        self.runner = interpreter.get_signature_runner(key)
+        details = self.runner.get_input_details()
+        self.inputs = {_canonical_name(name): (name, d["dtype"]) for name, d in details.items()}
+        self.seq_len = int(next(iter(details.values()))["shape"][1])
+        self.output_name = next(iter(self.runner.get_output_details()))
+
+
 class _LiteRtRuntime:
-    def __init__(self, path: Path, threads: int):
+    """`signature` None: every signature of the file, each row run in the smallest that holds its tokens."""
+
+    def __init__(self, path: Path, threads: int, signature: str | None = None):
         litert = require("ai_edge_litert.interpreter", extra="tflite", what="running TFLite artifacts")
         self.interpreter = litert.Interpreter(model_path=str(path), num_threads=threads)
-        signatures = self.interpreter.get_signature_list()
-        if len(signatures) != 1:
-            raise ModelError(f"{path} has {len(signatures)} signatures; edgebert expects exactly one")
-        self._runner = self.interpreter.get_signature_runner(next(iter(signatures)))
-        details = self._runner.get_input_details()
-        self._inputs = {_canonical_name(name): (name, d["dtype"]) for name, d in details.items()}
-        self.seq_len = int(next(iter(details.values()))["shape"][1])
-        self.output_name = next(iter(self._runner.get_output_details()))
+        keys = list(self.interpreter.get_signature_list())
+        if signature is not None and signature not in keys:
+            raise ModelError(f"{path} has no signature {signature!r} (it has {', '.join(keys)})")
+        self._signatures = sorted(
+            (_Signature(self.interpreter, k) for k in ([signature] if signature else keys)), key=lambda s: s.seq_len
+        )
+        self.seq_len = self._signatures[-1].seq_len
+        self._runner, self.output_name = self._signatures[-1].runner, self._signatures[-1].output_name
         with quiet():  # the first run applies XNNPACK and prints "Created TensorFlow Lite XNNPACK delegate"
-            self({name: np.zeros((1, 1), np.int64) for name in INPUT_NAMES})
+            for sig in self._signatures:
+                self._run(sig, {name: np.zeros((1, 1), np.int64) for name in INPUT_NAMES})
+
+    def _pick(self, n_tokens: int) -> _Signature:
+        return next((s for s in self._signatures if s.seq_len >= n_tokens), self._signatures[-1])
+
+    def _run(self, sig: _Signature, row: dict[str, np.ndarray]) -> np.ndarray:
+        args = {
+            name: _fit(np.asarray(row[canon]), sig.seq_len).astype(dtype) for canon, (name, dtype) in sig.inputs.items()
+        }
+        return sig.runner(**args)[sig.output_name]
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         rows = []
         for b in range(np.asarray(feeds["input_ids"]).shape[0]):
-            args = {
-                name: _fit(np.asarray(feeds[canon])[b : b + 1], self.seq_len).astype(dtype)
-                for canon, (name, dtype) in self._inputs.items()
-            }
-            rows.append(self._runner(**args)[self.output_name])
+            row = {canon: np.asarray(feeds[canon])[b : b + 1] for canon in INPUT_NAMES}
+            rows.append(self._run(self._pick(int(row["attention_mask"].sum())), row))
         return np.concatenate(rows).astype(np.float32, copy=False)

@@ -92,9 +92,31 @@ class _Writer:
         return self.table(7, refs)
 
 
-def metadata_flatbuffer(card: ModelCard, input_order: list[str]) -> bytes:
-    """The ModelMetadata flatbuffer for `card`; `input_order` is the model's subgraph inputs (canonical names)."""
+def metadata_flatbuffer(card: ModelCard, input_order: list[str], subgraphs: list | None = None) -> bytes:
+    """The ModelMetadata flatbuffer for `card`; `input_order` is the model's subgraph inputs (canonical names).
+
+    `subgraphs`: [(signature name, input order)] for a file with one subgraph per sequence-length bucket,
+    in subgraph order (replaces input_order); each gets its own SubGraphMetadata with the tokenizer."""
     w = _Writer()
+    graphs = [_subgraph(w, card, name, order) for name, order in (subgraphs or [(card.name, input_order)])]
+    # ModelMetadata: name 0, description 1, version 2, subgraph_metadata 3, author 4, license 5,
+    # associated_files 6, min_parser_version 7
+    root = w.table(
+        8,
+        {
+            0: w.string(card.name),
+            1: w.string(card.description),
+            2: w.string(card.version),
+            3: w.vector(graphs),
+            4: w.string("edgebert"),
+            7: w.string(_MIN_PARSER_VERSION),
+        },
+    )
+    w.b.Finish(root, file_identifier=_IDENTIFIER)
+    return bytes(w.b.Output())
+
+
+def _subgraph(w: _Writer, card: ModelCard, name: str, input_order: list[str]):
     units = []
     if card.vocab:
         vocab = w.associated_file(
@@ -110,25 +132,10 @@ def metadata_flatbuffer(card: ModelCard, input_order: list[str]) -> bytes:
         output = w.tensor(card.output_name, "Sentence embedding: token states mean-pooled over the attention mask.")
     # SubGraphMetadata: name 0, description 1, input_tensor_metadata 2, output_tensor_metadata 3,
     # associated_files 4, input_process_units 5, ...
-    sub_refs = {0: w.string(card.name), 2: w.vector(inputs), 3: w.vector([output])}
+    sub_refs = {0: w.string(name), 2: w.vector(inputs), 3: w.vector([output])}
     if units:
         sub_refs[5] = w.vector(units)
-    subgraph = w.table(10, sub_refs)
-    # ModelMetadata: name 0, description 1, version 2, subgraph_metadata 3, author 4, license 5,
-    # associated_files 6, min_parser_version 7
-    root = w.table(
-        8,
-        {
-            0: w.string(card.name),
-            1: w.string(card.description),
-            2: w.string(card.version),
-            3: w.vector([subgraph]),
-            4: w.string("edgebert"),
-            7: w.string(_MIN_PARSER_VERSION),
-        },
-    )
-    w.b.Finish(root, file_identifier=_IDENTIFIER)
-    return bytes(w.b.Output())
+    return w.table(10, sub_refs)
 
 
 def _associated_files(card: ModelCard) -> dict[str, bytes]:
@@ -156,9 +163,12 @@ def write_metadata(path: Path, card: ModelCard) -> dict:
         for i, blob in blobs.items():
             model.buffers[i].data, model.buffers[i].offset, model.buffers[i].size = np.frombuffer(blob, np.uint8), 0, 0
         blobs = {}
-    graph = model.subgraphs[0]
-    order = [_canonical(graph.tensors[i].name.decode()) for i in graph.inputs]
-    meta = np.frombuffer(metadata_flatbuffer(card, order), dtype=np.uint8)
+    orders = [[_canonical(g.tensors[i].name.decode()) for i in g.inputs] for g in model.subgraphs]
+    subgraphs = None
+    if len(orders) > 1:  # sequence-length buckets: one subgraph per signature
+        keys = {sd.subgraphIndex: sd.signatureKey.decode() for sd in model.signatureDefs or []}
+        subgraphs = [(keys.get(i, f"subgraph {i}"), order) for i, order in enumerate(orders)]
+    meta = np.frombuffer(metadata_flatbuffer(card, orders[0], subgraphs), dtype=np.uint8)
     entries = [m for m in model.metadata or [] if m.name != METADATA_NAME]
     existing = [m for m in model.metadata or [] if m.name == METADATA_NAME]
     if existing:
@@ -217,6 +227,7 @@ def summary(meta: dict, **extra) -> dict:
         "outputs": [t["name"] for t in meta.get("outputs", [])],
         "tokenizer": next((u for u in meta.get("input_process_units", [])), None),
         "packed_files": meta.get("packed_files", []),
+        **({"subgraphs": meta["subgraphs"]} if len(meta.get("subgraphs", [])) > 1 else {}),
     }
 
 
@@ -315,6 +326,7 @@ def read_metadata(path: Path) -> dict:
         "outputs": [_tensor(t) for t in _tables(sub, 3)] if sub else [],
         "input_process_units": [_process_unit(u) for u in _tables(sub, 5)] if sub else [],
         "packed_files": packed,
+        "subgraphs": [_str_at(g, 0) for g in subgraphs],
     }
 
 

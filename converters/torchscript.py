@@ -59,8 +59,8 @@ class TorchScriptConverter(ConverterBase):
         ]
         return facts
 
-    def load(self, path: Path, threads: int = 1):
-        return _TorchScriptRuntime(Path(path), threads)
+    def load(self, path: Path, threads: int = 1, signature: str | None = None):
+        return _TorchScriptRuntime(Path(path), threads)  # one dynamic graph serves every length: no signatures
 
     def normalise(self, src: Path, dst: Path) -> str:
         """Write `src` to `dst` so that the same model gives the same bytes; say what changed (build)."""

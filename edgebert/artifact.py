@@ -20,6 +20,8 @@ __all__ = [
     "Runtime",
     "MIN_SEQ_LEN",
     "check_seq_len",
+    "parse_seq_lens",
+    "bucket_signature",
 ]
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -31,12 +33,22 @@ class ArtifactConfig:
     format: str
     precision: str = "fp32"
     seq_len: int = 128  # static length for formats without dynamic shapes (TFLite); max for others
+    # Sequence-length buckets, ascending, the last == seq_len; () for one length. TFLite writes one signature
+    # per bucket into one file; dynamic formats are verified (and measured) at every bucket length.
+    buckets: tuple[int, ...] = ()
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise UsageError(f"unknown precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
         if isinstance(self.seq_len, bool) or not isinstance(self.seq_len, int):
             raise UsageError(f"--seq-len must be an integer, got {self.seq_len!r}")
+        if self.buckets and (list(self.buckets) != sorted(set(self.buckets)) or self.buckets[-1] != self.seq_len):
+            raise ValueError(f"buckets {self.buckets} must ascend without repeats and end at seq_len {self.seq_len}")
+
+    @property
+    def lengths(self) -> tuple[int, ...]:
+        """Every length this artifact takes: its buckets, or its one seq_len."""
+        return self.buckets or (self.seq_len,)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,6 +100,33 @@ def check_seq_len(seq_len: int, max_positions: int, flag: str = "--seq-len") -> 
         raise UsageError(f"{flag} {seq_len} is out of range: this model takes {MIN_SEQ_LEN}..{max_positions} tokens")
 
 
+def parse_seq_lens(text) -> tuple[int, ...]:
+    """'128' -> (128,); '32,64,128' -> (32, 64, 128): the one place --seq-len text becomes lengths.
+
+    Lengths must be distinct integers >= MIN_SEQ_LEN, given in ascending order (the model's own limit is
+    checked later, by check_seq_len, once the model is loaded)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        text = str(text)
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        lengths = tuple(int(p) for p in parts)
+    except ValueError:
+        raise UsageError(
+            f"--seq-len takes a whole number or an ascending list such as 32,64,128, got {text!r}"
+        ) from None
+    for n in lengths:
+        if n < MIN_SEQ_LEN:
+            raise UsageError(f"--seq-len {n} is too short: every length must be >= {MIN_SEQ_LEN} tokens")
+    if len(set(lengths)) != len(lengths) or list(lengths) != sorted(lengths):
+        raise UsageError(f"--seq-len {text}: give each length once, in ascending order (e.g. 32,64,128)")
+    return lengths
+
+
+def bucket_signature(seq_len: int) -> str:
+    """The TFLite signature name of a sequence-length bucket."""
+    return f"seq_{seq_len}"
+
+
 class Converter(Protocol):
     name: str  # set by the registry
     suffix: str  # file name is "model" + suffix
@@ -98,8 +137,9 @@ class Converter(Protocol):
     def convert(self, model, config: ArtifactConfig, path: Path) -> dict:
         """Write the artifact to `path`; return facts for the manifest (inputs, outputs, notes)."""
 
-    def load(self, path: Path, threads: int = 1) -> Runtime:
-        """Load the artifact in its own runtime."""
+    def load(self, path: Path, threads: int = 1, signature: str | None = None) -> Runtime:
+        """Load the artifact in its own runtime; `signature`: which bucket of a multi-signature file
+        (static formats only; None for a one-length file)."""
 
     def tolerance(self, precision: str) -> Tolerance: ...
 

@@ -14,18 +14,36 @@ from pathlib import Path
 
 from edgebert.errors import RunnerError, UsageError
 from edgebert.export.manifest import mismatches, read_manifest, write_manifest
-from edgebert.export.record import record, record_failure, record_skip
+from edgebert.export.record import measured_entry, record, record_failure, record_skip
 from edgebert.runners import BenchConfig, RunnerOptions, Target, UnsupportedArtifact, measure_local, run_bench
 from edgebert.runners.interface import DEFAULT_TIMEOUT_S
 
 __all__ = ["BenchRequest", "bench_folder", "local_measurer", "target_measurer"]
 
 
+def _lengths(entry: dict, seq_len: int) -> list[tuple[dict | None, int, str | None]]:
+    """(bucket, length, signature) to time: every sequence-length bucket, else the artifact's one length."""
+    buckets = entry.get("buckets") or []
+    return [(b, b["seq_len"], b["signature"]) for b in buckets] or [(None, seq_len, None)]
+
+
+def _record_length(entry: dict, bucket: dict | None, result: dict) -> None:
+    """A bucket's figure goes into its bucket; the artifact's own figure is the stated (largest) length."""
+    if bucket is not None:
+        bucket["latency"]["measured"].append(measured_entry(result))
+    if bucket is None or bucket["seq_len"] == entry["seq_len"]:
+        record(entry, result)
+
+
 def local_measurer(threads: int, seq_len: int, runs: int = 50, warmup: int = 5):
-    """A callback for export(): time each artifact on this machine in a fresh subprocess."""
+    """A callback for export(): time each artifact (each of its buckets) on this machine in a fresh subprocess."""
 
     def measure(entry: dict, path: Path) -> None:
-        record(entry, measure_local(Path(path), threads=threads, seq_len=seq_len, runs=runs, warmup=warmup))
+        for bucket, n, signature in _lengths(entry, seq_len):
+            result = measure_local(
+                Path(path), threads=threads, seq_len=n, runs=runs, warmup=warmup, signature=signature
+            )
+            _record_length(entry, bucket, result)
 
     return measure
 
@@ -56,13 +74,18 @@ def target_measurer(
                 record_skip(entry, t.uri, why)
                 continue
             n = local_threads if t.kind == "local" else threads
-            config = BenchConfig(threads=n, runs=runs, seq_len=seq_len, timeout_s=timeout_s)
-            try:
-                record(entry, run_bench(t, path, config, options).to_dict())
-            except UnsupportedArtifact as exc:  # the runner knows a limit the filter does not
-                record_skip(entry, t.uri, str(exc))
-            except RunnerError as exc:
-                record_failure(entry, t.uri, exc)
+            # benchmark_model (adb) runs subgraph 0, the largest bucket: the artifact's own length only.
+            lengths = _lengths(entry, seq_len) if t.kind != "adb" else [(None, entry["seq_len"], None)]
+            for bucket, length, signature in lengths:
+                config = BenchConfig(threads=n, runs=runs, seq_len=length, timeout_s=timeout_s, signature=signature)
+                try:
+                    _record_length(entry, bucket, run_bench(t, path, config, options).to_dict())
+                except UnsupportedArtifact as exc:  # the runner knows a limit the filter does not
+                    record_skip(entry, t.uri, str(exc))
+                    break
+                except RunnerError as exc:
+                    record_failure(entry, t.uri, exc)
+                    break
 
     return measure
 

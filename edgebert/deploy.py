@@ -32,7 +32,8 @@ class DeviceExport:
     model: str | None = None
     formats: tuple[str, ...] | None = None  # None: the chosen candidate's format
     quantize: str | None = None  # None: the selector chooses
-    seq_len: int = 128
+    seq_len: int = 128  # the length the budget applies to: the largest bucket when there are buckets
+    buckets: tuple[int, ...] = ()  # --seq-len 32,64,128: one TFLite signature per length, each predicted
     threads: int | None = None  # None: the profile's default
     out: str | None = None  # None: out/<device>-<budget>ms
     force: bool = False
@@ -67,6 +68,7 @@ def device_export(req: DeviceExport, progress: bool = True, loaded: Loaded | Non
         formats=tuple(req.formats or (ch.format,)),
         precision=ch.precision,
         seq_len=req.seq_len,
+        buckets=req.buckets,
         force=req.force,
         threads=min(threads, os.cpu_count() or 1),
     )
@@ -77,12 +79,21 @@ def device_export(req: DeviceExport, progress: bool = True, loaded: Loaded | Non
             "memory_mb": budget.memory_mb,
             "threads": threads,
             "seq_len": req.seq_len,
+            "seq_len_from": "the largest --seq-len bucket" if req.buckets else "--seq-len",
             "latency_from": budget.latency_from,
             "memory_from": budget.memory_from,
         },
         "selection": selection_section(selection, quality_source),
     }
     predict = predictor(profile, loaded.full.config, req.seq_len, threads)
+    per_bucket = {n: predictor(profile, loaded.full.config, n, threads) for n in req.buckets}
+
+    def predict_all(entry: dict) -> None:
+        predict(entry, ch.spec)  # the artifact's figures: the stated (largest) length the budget applies to
+        for b in entry.get("buckets", []):
+            view = {"format": entry["format"], "precision": entry["precision"], "latency": b["latency"], "memory": {}}
+            per_bucket[b["seq_len"]](view, ch.spec)
+
     targets = ([parse_target("local")] if req.measure else []) + ([req.target] if req.target else [])
     options = req.options.with_device_defaults(profile.big_core_mask, profile.device_models)
     measure = target_measurer(
@@ -91,7 +102,7 @@ def device_export(req: DeviceExport, progress: bool = True, loaded: Loaded | Non
         req.seq_len,
         req.runs,
         options,
-        before=lambda entry: predict(entry, ch.spec),
+        before=predict_all,
         timeout_s=req.timeout_s,
     )
     manifest = export(

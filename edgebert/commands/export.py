@@ -56,6 +56,10 @@ def run_export(
 
     `--device host` on a machine its fit was not made on first calibrates this machine (about a minute,
     cached; `say` reports it) unless no_calibrate, which keeps the shipped fit with its widened error."""
+    lengths = ExportConfig.lengths_fields(seq_len)  # --seq-len: one length, or buckets ending at the largest
+    seq_len = lengths["seq_len"]
+    if lengths["buckets"] and early_exit is not None:
+        raise UsageError("--early-exit takes one --seq-len: early-exit segments have no sequence-length buckets yet")
     if device is not None and early_exit is not None:
         raise UsageError("--early-exit takes --width/--depth: the selector does not choose exit policies yet")
     if device is not None:
@@ -81,6 +85,7 @@ def run_export(
             formats=formats,
             quantize=quantize,
             seq_len=seq_len,
+            buckets=lengths["buckets"],
             threads=threads,
             out=out,
             force=force,
@@ -105,7 +110,7 @@ def run_export(
         spec=spec,
         formats=formats or ("onnx", "tflite", "torchscript"),
         precision=quantize or "fp32",
-        seq_len=seq_len,
+        **lengths,
         force=force,
         rewire=not no_rewire,
         threads=threads or 1,

@@ -34,15 +34,23 @@ class ExportConfig:
     spec: SubnetSpec = SubnetSpec()
     formats: tuple[str, ...] = ("onnx", "tflite", "torchscript")
     precision: str = "fp32"
-    seq_len: int = 128
+    seq_len: int = 128  # the longest input; with buckets, the largest bucket
     force: bool = False
     rewire: bool = True  # rewire a model that has not been rewired yet (no-op at width 1.0)
     threads: int = 1
+    buckets: tuple[int, ...] = ()  # sequence-length buckets, ascending, ending at seq_len; () for one length
+
+    @classmethod
+    def lengths_fields(cls, lengths) -> dict:
+        """{seq_len, buckets} from --seq-len's parsed value: one int, or a tuple of ascending lengths."""
+        lengths = (lengths,) if isinstance(lengths, int) else tuple(lengths)
+        return {"seq_len": lengths[-1], "buckets": lengths if len(lengths) > 1 else ()}
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["spec"] = self.spec.to_dict()
         d["formats"] = list(self.formats)
+        d["buckets"] = list(self.buckets)
         return d
 
 
@@ -59,7 +67,8 @@ def validate_config(cfg: ExportConfig, full: Bert | None = None) -> list:
         raise UsageError(f"unknown precision {cfg.precision!r}; choose from {', '.join(PRECISIONS)}")
     converters = [CONVERTERS.get(f)() for f in cfg.formats]
     if max_positions is not None:
-        check_seq_len(cfg.seq_len, max_positions)
+        for n in cfg.buckets or (cfg.seq_len,):
+            check_seq_len(n, max_positions)
     if cfg.threads < 1:
         raise UsageError(f"--threads must be >= 1, got {cfg.threads}")
     check_output_dir(Path(cfg.out), cfg.force)
@@ -127,13 +136,67 @@ def convert_and_verify(
         facts = conv.convert(sub, acfg, path) or {}
         seconds = time.perf_counter() - t0
         described = conv.describe(path, card or model_card(sub, tokenizer, name=f"edgebert {sub.output_name}"))
-        runtime = conv.load(path, threads=threads)
-        parity = verify(sub, runtime, tokenizer, conv, acfg)
+        buckets = _bucket_entries(conv, acfg, facts)
+        if buckets:
+            parity = _verify_buckets(sub, tokenizer, conv, acfg, path, threads, buckets)
+        else:
+            parity = verify(sub, conv.load(path, threads=threads), tokenizer, conv, acfg)
     check(parity, f"{path.name} ({conv.name} {precision})")  # a failing artifact never gets published
     entry = _artifact_entry(conv, acfg, requested, path, facts, parity, [note] if note else [])
+    if buckets:
+        entry["buckets"] = buckets
     entry["conversion_seconds"] = round(seconds, 2)
     entry["metadata"] = described
     return entry
+
+
+def _bucket_entries(conv, acfg: ArtifactConfig, facts: dict) -> list[dict]:
+    """The manifest's buckets of one artifact: a signature each in a static file; one dynamic graph serves
+    every length of the others (signature null), verified and measured at each length all the same."""
+    if not acfg.buckets:
+        return []
+    given = {b["seq_len"]: b for b in facts.get("buckets", [])}
+    return [
+        {
+            "signature": given.get(n, {}).get("signature"),
+            "seq_len": n,
+            "inputs": given.get(n, {}).get("inputs", facts.get("inputs", [])),
+            "latency": {"predicted": None, "measured": []},
+        }
+        for n in acfg.buckets
+    ]
+
+
+def _verify_buckets(sub, tokenizer, conv, acfg: ArtifactConfig, path: Path, threads: int, buckets) -> dict:
+    """Each bucket against PyTorch at its own length (texts cut at it); raises ParityError naming the bucket.
+    Returns the artifact's overall figures: the worst of its buckets."""
+    shared = None if not conv.dynamic_shapes else conv.load(path, threads=threads)
+    for b in buckets:
+        runtime = shared if shared is not None else conv.load(path, threads=threads, signature=b["signature"])
+        one = dataclasses.replace(acfg, seq_len=b["seq_len"], buckets=())
+        b["parity"] = verify(sub, runtime, tokenizer, conv, one)
+        what = f"signature {b['signature']}" if b["signature"] else f"length {b['seq_len']}"
+        check(b["parity"], f"{path.name} ({conv.name} {acfg.precision}, {what})")
+    return _worst([b["parity"] for b in buckets])
+
+
+def _worst(parities: list[dict]) -> dict:
+    n = sum(p["n_inputs"] for p in parities)
+    agreements = [p["argmax_agreement"] for p in parities if p["argmax_agreement"] is not None]
+    return {
+        **parities[-1],
+        "max_abs_diff": max(p["max_abs_diff"] for p in parities),
+        "mean_abs_diff": sum(p["mean_abs_diff"] * p["n_inputs"] for p in parities) / n,
+        "min_cosine": min(p["min_cosine"] for p in parities),
+        "mean_cosine": sum(p["mean_cosine"] * p["n_inputs"] for p in parities) / n,
+        "argmax_agreement": min(agreements) if agreements else None,
+        "n_inputs": n,
+        "batch_sizes": sorted({s for p in parities for s in p["batch_sizes"]}),
+        "seq_lens": sorted({s for p in parities for s in p["seq_lens"]}),
+        "failures": [f for p in parities for f in p["failures"]],
+        "passed": all(p["passed"] for p in parities),
+        "per_bucket": "buckets[].parity",
+    }
 
 
 def base_manifest(
@@ -202,7 +265,7 @@ def export(
         card = model_card(sub, loaded.tokenizer, name=f"{source_name} w{cfg.spec.width:g}-d{cfg.spec.depth:g}")
         for conv in converters:
             bar.step(f"{conv.name} {cfg.precision}: convert + verify")
-            acfg = ArtifactConfig(conv.name, cfg.precision, cfg.seq_len)
+            acfg = ArtifactConfig(conv.name, cfg.precision, cfg.seq_len, cfg.buckets)
             entry = convert_and_verify(sub, loaded.tokenizer, conv, acfg, tmp, cfg.threads, card=card)
             if measure is not None:
                 bar.step(f"{conv.name}: measure")

@@ -86,7 +86,16 @@ def measure_many(
     return [runner.bench(a, config) for a in artifacts]
 
 
-def measure_local(path: str | Path, *, threads: int = 1, seq_len: int = 128, runs: int = 50, warmup: int = 5) -> dict:
-    """The local measurement as a manifest-ready dict (what `edgebert export` records)."""
-    config = BenchConfig(threads=threads, runs=runs, warmup=warmup, seq_len=seq_len)
+def measure_local(
+    path: str | Path,
+    *,
+    threads: int = 1,
+    seq_len: int = 128,
+    runs: int = 50,
+    warmup: int = 5,
+    signature: str | None = None,
+) -> dict:
+    """The local measurement as a manifest-ready dict (what `edgebert export` records); `signature`: one
+    bucket of a multi-signature .tflite."""
+    config = BenchConfig(threads=threads, runs=runs, warmup=warmup, seq_len=seq_len, signature=signature)
     return run_bench("local", path, config).to_dict()

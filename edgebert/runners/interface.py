@@ -164,6 +164,8 @@ class BenchConfig:
     vocab_size: int = 100
     # Time runs for at least this long (and at least `runs`): shows throttling as drift_pct. 0: off.
     sustained_s: float = 0.0
+    # A multi-signature .tflite (sequence-length buckets): the signature to time. None: the file's only one.
+    signature: str | None = None
 
     def __post_init__(self):
         _positive("--threads", self.threads, 1)

@@ -85,6 +85,7 @@ def script_args(artifact_name: str, config: BenchConfig, time_left_s: float) -> 
         "--vocab-size",
         str(config.vocab_size),
         *(["--sustained", f"{config.sustained_s:g}"] if config.sustained_s else []),
+        *(["--signature", config.signature] if config.signature else []),
         # the script stops itself before we would kill it, so it can still say why
         "--timeout",
         f"{max(0.5, time_left_s * 0.9 - 1.0):.1f}",

@@ -1,7 +1,9 @@
 """Predictor: an export folder run on raw text, one input at a time, as an app runs it.
 
 Plain folders run their one artifact; early-exit folders run their segments in order and stop where
-the policy (manifest.json's early_exit.policy, or one given here) says. Every figure it returns is
+the policy (manifest.json's early_exit.policy, or one given here) says. A static (TFLite) file with
+sequence-length buckets runs each text in the signature of the smallest bucket that holds its tokens
+(the largest, truncating, when none does); dynamic files run every text at its own length. Every figure it returns is
 measured here: `ms` is wall time per input (tokenizer + segments + policy), one run, this machine.
 """
 
@@ -31,10 +33,12 @@ class Prediction:
     label: str | None = None
     scores: dict[str, float] | None = None
     embedding: list[float] | None = field(default=None, repr=False)
+    bucket: int | None = None  # the sequence-length bucket (signature's length) the text ran in, if any
 
     def to_dict(self) -> dict:
         d = {"label": self.label, "scores": self.scores} if self.embedding is None else {"embedding": self.embedding}
-        return {**d, "exit_layer": self.exit_layer, "ms": round(self.ms, 3)}
+        d = {**d, "exit_layer": self.exit_layer, "ms": round(self.ms, 3)}
+        return d if self.bucket is None else {**d, "bucket": self.bucket}
 
 
 def open_segments(folder: Path, early_exit: dict, fmt: str, threads: int = 1) -> list:
@@ -95,6 +99,7 @@ class Predictor:
                 f"{', '.join(formats) or 'none'}"
             )
         self.format, self.threads = fmt, threads
+        self.buckets: list[int] = []  # sequence-length buckets of a static file, ascending
         self.tokenizer = load_tokenizer(self.folder)
         if self.early_exit:
             self._open_segments(fmt)
@@ -111,7 +116,33 @@ class Predictor:
         self.output = art["outputs"][0]["name"]
         names = [t["name"] for t in art["inputs"]] or list(INPUT_NAMES)
         outputs = [t["name"] for t in art["outputs"]]
-        self.plain = open_session(fmt, self.folder / art["file"], inputs=names, outputs=outputs, threads=self.threads)
+        buckets = sorted(art.get("buckets") or [], key=lambda b: b["seq_len"]) if self.static else []
+        self.buckets = [int(b["seq_len"]) for b in buckets]
+
+        def session(signature=None):
+            path = self.folder / art["file"]
+            return open_session(fmt, path, inputs=names, outputs=outputs, threads=self.threads, signature=signature)
+
+        # One session per signature, opened when a text first needs it.
+        self._signatures = {int(b["seq_len"]): b["signature"] for b in buckets}
+        self._sessions: dict[int, object] = {}
+        self._open_signature = session
+        self.plain = None if buckets else session()
+
+    def bucket_for(self, n_tokens: int) -> int | None:
+        """The smallest bucket that holds n_tokens (the largest when none does); None without buckets."""
+        if not self.buckets:
+            return None
+        return next((n for n in self.buckets if n >= n_tokens), self.buckets[-1])
+
+    def _run_plain(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        session = self.plain
+        if session is None:
+            n = feeds["input_ids"].shape[1]
+            if n not in self._sessions:
+                self._sessions[n] = self._open_signature(self._signatures[n])
+            session = self._sessions[n]
+        return np.asarray(session(feeds)[self.output], dtype=np.float32)[0]
 
     def _open_segments(self, fmt: str) -> None:
         self.seq_len, self.static = int(self.early_exit["seq_len"]), fmt == "tflite"
@@ -121,7 +152,11 @@ class Predictor:
         return segment_exits(self.segments, feeds)
 
     def feeds(self, text: str) -> dict[str, np.ndarray]:
-        return encode_one(self.tokenizer, text, self.seq_len, pad=self.static)
+        if not self.buckets:
+            return encode_one(self.tokenizer, text, self.seq_len, pad=self.static)
+        own = encode_one(self.tokenizer, text, self.seq_len, pad=False)
+        pad = self.bucket_for(own["input_ids"].shape[1]) - own["input_ids"].shape[1]
+        return {k: np.pad(v, ((0, 0), (0, pad))) for k, v in own.items()}  # zeros: padding, mask 0
 
     def predict(self, text: str) -> Prediction:
         t0 = time.perf_counter()
@@ -129,10 +164,11 @@ class Predictor:
         if self.early_exit:
             layer, out = run_policy(self.policy, (z[0] for z in self.exits(feeds)))
         else:
-            layer, out = self.layers, np.asarray(self.plain(feeds)[self.output], dtype=np.float32)[0]
+            layer, out = self.layers, self._run_plain(feeds)
         ms = (time.perf_counter() - t0) * 1000
+        bucket = feeds["input_ids"].shape[1] if self.buckets else None
         if not self.labels:
-            return Prediction(exit_layer=layer, ms=ms, embedding=[float(x) for x in out])
+            return Prediction(exit_layer=layer, ms=ms, embedding=[float(x) for x in out], bucket=bucket)
         probs = softmax(out)
         scores = {name: round(float(p), 6) for name, p in zip(self.labels, probs)}
-        return Prediction(exit_layer=layer, ms=ms, label=self.labels[int(probs.argmax())], scores=scores)
+        return Prediction(exit_layer=layer, ms=ms, label=self.labels[int(probs.argmax())], scores=scores, bucket=bucket)
