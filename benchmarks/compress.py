@@ -195,7 +195,8 @@ def main(argv=None) -> int:
         f"measured on this machine (2 threads, seq {a.seq_len}, {a.runs} timed runs each; peak RSS of a fresh LiteRT "
         f"process, VmHWM: Python + numpy + LiteRT + the file). Accuracy fp32: PyTorch sliced model on the RT dev split (n={n_dev}); "
         f"int8: the .tflite on the first {n8} dev texts. Steps: teacher {a.teacher_steps}, dynamic {a.dyna_steps}, "
-        f"compress {a.compress_steps} (batch 32). Total {time.perf_counter() - t_start:.0f} s."
+        f"compress {a.compress_steps} (batch {a.compress_batch_size}); widths 0.5,1 depth 1. This run: {time.perf_counter() - t_start:.0f} s "
+        "(compress s = 0: reused from an earlier run of this --work)."
     )
     print("| emb rank | prune | width | int8 tflite MB | peak RSS MB | p50 ms | acc fp32 | acc int8 | compress s |")
     print("|---|---|---|---|---|---|---|---|---|")
