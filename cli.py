@@ -132,6 +132,13 @@ def cli(ctx):
     "--quantize", type=click.Choice(PRECISIONS), help="precision (default fp32; with --device edgebert chooses)"
 )
 @click.option(
+    "--max-quality-drop",
+    type=float,
+    help="accuracy gate for int8/fp16: the most quality a quantized artifact may lose against fp32 on the "
+    "parity and proxy texts, in accuracy points (classifiers) or cosine (encoders); default 0.5 / 0.005. "
+    "Recipes are tried in order (int8, int8 with embeddings and first/last layer fp32, fp16); none passing: exit 4",
+)
+@click.option(
     "--seq-len",
     callback=_seq_lens,
     default="128",
@@ -436,6 +443,12 @@ def compress(as_json, **kw):
 @click.option("--label-column", default="label", show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--seq-len", type=int, default=128, show_default=True)
+@click.option(
+    "--quantized",
+    default="",
+    help="also score every sub-network converted as FORMAT/PRECISION, run in its runtime (e.g. onnx/int8,tflite/int8);"
+    " the selector uses these figures as measured",
+)
 @click.option("--out", help="write the table here (default: MODEL/quality.json)")
 @click.option("--no-write", is_flag=True, help="print the table only")
 def evaluate(**kw):

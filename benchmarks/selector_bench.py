@@ -8,7 +8,7 @@
 On the packaged MiniLM and the `host` profile (its default threads, sequence 128), the
 selector's grid is enumerated exactly as `edgebert export --device host` does it
 (`select.quality.quality_for`: the proxy quality of the rewired model; `enumerate_candidates` with
-the same precision penalty; `select` on each prediction's p90 bound), limited to --formats and
+int8/fp16 quality measured as `choose.measured_quality` does it; `select` on each prediction's p90 bound), limited to --formats and
 --precisions to keep the run short (fp16 and torchscript cost conversions and add no new
 trade-off on this CPU). Budgets are spread geometrically from just above the fastest candidate's
 p90 bound to above the slowest one's.
@@ -64,9 +64,12 @@ def _key(c) -> str:
 
 
 def candidates(loaded, profile, formats, precisions, seq_len, threads, quality):
-    """The selector's grid, as select_export.choose builds it, limited to `precisions`."""
-    from edgebert.select.choose import PRECISION_PENALTY
+    """The selector's grid, as select.choose builds it, limited to `precisions`; int8/fp16 quality as choose
+    gives it (issue 16): measured for the quantized candidates that could beat the best fp32 one with no
+    budget, derived from those measured drops for the rest."""
     from edgebert.select.choose import allowed as _allowed
+    from edgebert.select.choose import measured_quality
+    from edgebert.select.quantized import QuantizedQuality
     from edgebert.select.selector import enumerate_candidates
 
     formats, allowed = _allowed(profile, formats, None)
@@ -74,16 +77,8 @@ def candidates(loaded, profile, formats, precisions, seq_len, threads, quality):
     for f in formats:
         precs = tuple(p for p in allowed[f] if p in precisions)
         if precs:
-            cands += enumerate_candidates(
-                loaded.full.config,
-                profile,
-                [f],
-                precs,
-                seq_len,
-                quality,
-                threads=threads,
-                precision_penalty=PRECISION_PENALTY,
-            )
+            cands += enumerate_candidates(loaded.full.config, profile, [f], precs, seq_len, quality, threads=threads)
+    cands = measured_quality(cands, float("inf"), None, QuantizedQuality(loaded, quality))
     return [c for c in cands if c.latency is not None and c.quality is not None]
 
 

@@ -63,7 +63,16 @@ def _drop_initializer_value_info(proto) -> None:
     proto.graph.value_info.extend(keep)
 
 
-def _quantize_int8(model, seq_len: int, path: Path) -> str:
+def _keep_ends(proto, weights: dict, side: list[str], layers: int) -> list[str]:
+    """Nodes that int8-keep-ends leaves fp32: the embedding Gathers and the weight MatMuls of the first and
+    the last encoder layer (and any head after it). Every layer has six weight MatMuls (q, k, v, out, up,
+    down), exported in module order; outlier side products are not among them."""
+    gathers = [n.name for n in proto.graph.node if n.op_type == "Gather" and n.input[0] in weights]
+    main = [n.name for n in proto.graph.node if n.op_type == "MatMul" and n.input[1] in weights and n.name not in side]
+    return gathers + main[:6] + main[6 * max(layers - 1, 1) :]
+
+
+def _quantize_int8(model, seq_len: int, path: Path, keep_ends: bool = False) -> str:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # Measured on MiniLM (min / mean cosine over the verify inputs): plain per-channel dynamic int8
@@ -82,11 +91,13 @@ def _quantize_int8(model, seq_len: int, path: Path) -> str:
         and len(weights[n.input[1]].dims) == 2
         and weights[n.input[1]].dims[0] <= _MAX_OUTLIERS
     ]
+    kept = _keep_ends(proto, weights, side, len(model.layers)) if keep_ends else []
     with quiet():
-        quantize_dynamic(proto, path, per_channel=True, weight_type=QuantType.QInt8, nodes_to_exclude=side)
+        quantize_dynamic(proto, path, per_channel=True, weight_type=QuantType.QInt8, nodes_to_exclude=side + kept)
+    ends = f"; embeddings and the first and last layer ({len(kept)} nodes) kept fp32" if keep_ends else ""
     return (
         f"int8: ORT dynamic quantization, per-channel int8 weights, activations quantized per tensor at run "
-        f"time; {n_channels} outlier input channels (in {len(side)} linear layers) bypass int8 in fp32"
+        f"time; {n_channels} outlier input channels (in {len(side)} linear layers) bypass int8 in fp32{ends}"
     )
 
 
@@ -94,6 +105,7 @@ def _quantize_int8(model, seq_len: int, path: Path) -> str:
 class OnnxConverter(ConverterBase):
     suffix = ".onnx"
     precisions = ("fp32", "fp16", "int8")
+    extra_recipes = ("int8-keep-ends",)
     dynamic_shapes = True
     runtime = "onnxruntime"
     # int8 also quantizes the embedding tables (measured: vocab 30522 x 384 shrinks 54.8 MB to ~14 MB);
@@ -108,7 +120,7 @@ class OnnxConverter(ConverterBase):
         path = Path(path)
         notes = []
         if config.precision == "int8":
-            notes.append(_quantize_int8(model, config.seq_len, path))
+            notes.append(_quantize_int8(model, config.seq_len, path, keep_ends=config.recipe == "int8-keep-ends"))
         else:
             proto = export_proto(model, config.seq_len)
             if config.precision == "fp16":

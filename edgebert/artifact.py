@@ -22,10 +22,20 @@ __all__ = [
     "check_seq_len",
     "parse_seq_lens",
     "bucket_signature",
+    "RECIPES",
+    "FALLBACK_RECIPES",
+    "recipes_of",
 ]
 
 PRECISIONS = ("fp32", "fp16", "int8")
 MIN_SEQ_LEN = 8
+
+# Quantization recipes (issue 16 item 5) -> the precision each writes. "int8" is per-channel dynamic int8 as
+# it always was; "int8-keep-ends" leaves the embeddings and the first and last layer in fp32 (in formats
+# whose converter lists it in `recipes`).
+RECIPES = {"fp32": "fp32", "fp16": "fp16", "int8": "int8", "int8-keep-ends": "int8"}
+# What the accuracy gate tries, in order, for a requested precision (Intel Neural Compressor's fallback idea).
+FALLBACK_RECIPES = {"int8": ("int8", "int8-keep-ends", "fp16"), "fp16": ("fp16",), "fp32": ("fp32",)}
 
 
 @dataclass(frozen=True)
@@ -36,14 +46,21 @@ class ArtifactConfig:
     # Sequence-length buckets, ascending, the last == seq_len; () for one length. TFLite writes one signature
     # per bucket into one file; dynamic formats are verified (and measured) at every bucket length.
     buckets: tuple[int, ...] = ()
+    recipe: str = ""  # "": the precision's default recipe (the one named like it); else a RECIPES key
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise UsageError(f"unknown precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
+        if self.recipe and RECIPES.get(self.recipe) != self.precision:
+            raise ValueError(f"recipe {self.recipe!r} does not write {self.precision}")
         if isinstance(self.seq_len, bool) or not isinstance(self.seq_len, int):
             raise UsageError(f"--seq-len must be an integer, got {self.seq_len!r}")
         if self.buckets and (list(self.buckets) != sorted(set(self.buckets)) or self.buckets[-1] != self.seq_len):
             raise ValueError(f"buckets {self.buckets} must ascend without repeats and end at seq_len {self.seq_len}")
+
+    @property
+    def quant_recipe(self) -> str:
+        return self.recipe or self.precision
 
     @property
     def lengths(self) -> tuple[int, ...]:
@@ -122,6 +139,11 @@ def parse_seq_lens(text) -> tuple[int, ...]:
     return lengths
 
 
+def recipes_of(converter) -> tuple[str, ...]:
+    """The recipes a converter (class or instance) can write: one per precision, plus its extra ones."""
+    return tuple(converter.precisions) + tuple(getattr(converter, "extra_recipes", ()))
+
+
 def bucket_signature(seq_len: int) -> str:
     """The TFLite signature name of a sequence-length bucket."""
     return f"seq_{seq_len}"
@@ -159,6 +181,7 @@ class ConverterBase:
     """Defaults for the parts of the Converter contract most formats share; converters subclass it."""
 
     quantizes_embeddings = False  # int8 also quantizes the embedding tables (memory model)
+    extra_recipes: tuple[str, ...] = ()  # RECIPES beyond one per precision that this format can write
     runtime_weight_precision: dict[str, str] = {}  # stored precision -> what the runtime holds in RAM
 
     def resolve_precision(self, requested: str) -> tuple[str, str | None]:

@@ -19,6 +19,7 @@ from edgebert.select.budget import Budget
 from edgebert.select.choose import choose, predictor, selection_section
 from edgebert.select.profiles import DeviceProfile
 from edgebert.select.quality import quality_for
+from edgebert.select.quantized import QuantizedQuality
 
 __all__ = ["DeviceExport", "device_export"]
 
@@ -42,6 +43,7 @@ class DeviceExport:
     runs: int = 50
     options: RunnerOptions = RunnerOptions()
     timeout_s: float = DEFAULT_TIMEOUT_S  # per artifact and target
+    max_quality_drop: float | None = None  # the accuracy gate of int8/fp16 artifacts (export/gate.py)
 
     @property
     def default_out(self) -> str:
@@ -58,7 +60,10 @@ def device_export(req: DeviceExport, progress: bool = True, loaded: Loaded | Non
     threads = req.threads or profile.default_threads
     loaded = loaded or load(req.model)
     quality, quality_source = quality_for(loaded, progress)
-    selection = choose(loaded.full.config, profile, budget, quality, req.formats, req.quantize, req.seq_len, threads)
+    quantized = QuantizedQuality(loaded, quality, progress)  # int8/fp16 figures, measured as the selector asks
+    selection = choose(
+        loaded.full.config, profile, budget, quality, req.formats, req.quantize, req.seq_len, threads, quantized
+    )
     ch = selection.chosen
     out = req.out or req.default_out
     cfg = ExportConfig(
@@ -71,6 +76,7 @@ def device_export(req: DeviceExport, progress: bool = True, loaded: Loaded | Non
         buckets=req.buckets,
         force=req.force,
         threads=min(threads, os.cpu_count() or 1),
+        max_quality_drop=req.max_quality_drop,
     )
     extra = {
         "device": profile.to_dict(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from edgebert.bench import local_measurer
@@ -51,12 +52,14 @@ def run_export(
     no_calibrate: bool = False,
     say=None,
     early_exit: Policy | None = None,
+    max_quality_drop: float | None = None,
 ) -> dict:
     """`edgebert export`: a given --width/--depth, or the sub-network the selector picks for --device.
 
     `--device host` on a machine its fit was not made on first calibrates this machine (about a minute,
     cached; `say` reports it) unless no_calibrate, which keeps the shipped fit with its widened error."""
     lengths = ExportConfig.lengths_fields(seq_len)  # --seq-len: one length, or buckets ending at the largest
+    _check_quality_drop(max_quality_drop, quantize)
     seq_len = lengths["seq_len"]
     if lengths["buckets"] and early_exit is not None:
         raise UsageError("--early-exit takes one --seq-len: early-exit segments have no sequence-length buckets yet")
@@ -94,6 +97,7 @@ def run_export(
             runs=runs,
             options=options or RunnerOptions(),
             timeout_s=timeout,
+            max_quality_drop=max_quality_drop,
         )
         manifest, folder = device_export(req, progress=progress)
         return {**export_summary(manifest, folder), "host_calibration": calibration}
@@ -114,11 +118,22 @@ def run_export(
         force=force,
         rewire=not no_rewire,
         threads=threads or 1,
+        max_quality_drop=max_quality_drop,
     )
     loaded, finish = prepare_early_exit(cfg, early_exit) if early_exit is not None else (None, None)
     measure = None if no_measure else local_measurer(threads=cfg.threads, seq_len=cfg.seq_len, runs=runs)
     manifest = export(cfg, progress=progress, measure=measure, loaded=loaded, finish=finish)
     return {**export_summary(manifest, cfg.out), "early_exit": early_exit_summary(manifest)}
+
+
+def _check_quality_drop(value: float | None, quantize: str | None) -> None:
+    """What can be said before the model is loaded (its task sets the unit and the upper end: export/gate.py)."""
+    if value is None:
+        return
+    if not math.isfinite(value) or value < 0:
+        raise UsageError(f"--max-quality-drop must be a finite number >= 0, got {value!r}")
+    if quantize == "fp32":
+        raise UsageError("--max-quality-drop gates int8/fp16 artifacts; with --quantize fp32 there is nothing to gate")
 
 
 def export_summary(manifest: dict, out: str) -> dict:

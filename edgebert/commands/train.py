@@ -30,6 +30,7 @@ def run_evaluate(
     out=None,
     no_write=False,
     progress=True,
+    quantized=(),
 ) -> tuple[dict, Path | None]:
     table = evaluate(
         model,
@@ -41,6 +42,7 @@ def run_evaluate(
         batch_size=batch_size,
         seq_len=seq_len,
         progress=progress,
+        quantized=quantized,
     )
     written = None if no_write else write_table(Path(out or model), table)
     return table, written
@@ -51,6 +53,8 @@ def format_evaluation(table: dict, written: Path | None) -> str:
     for key, e in table.items():
         extra = f"  nn-agreement {e['nn_agreement']:.3f}" if "nn_agreement" in e else ""
         lines.append(f"{key:<12} {e['metric']} {e['score']:.4f}{extra}  ({e['data']}, n={e['n']})")
+        for what, q in e.get("precisions", {}).items():
+            lines.append(f"{'':<12} {what}: {q['score']:.4f} (drop {e['score'] - q['score']:+.4f})")
     if written is not None:
         lines.append(f"wrote {written}")
     return "\n".join(lines)

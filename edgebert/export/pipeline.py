@@ -13,6 +13,7 @@ from edgebert.artifact import PRECISIONS, ArtifactConfig, ModelCard, check_seq_l
 from edgebert.errors import UsageError
 from edgebert.export.atomic import atomic_dir, check_output_dir
 from edgebert.export.card import model_card
+from edgebert.export.gate import gate_threshold, gated
 from edgebert.export.manifest import SCHEMA, SUBNET_DIR, write_manifest
 from edgebert.export.verify import check, verify
 from edgebert.hashing import now_iso, sha256_file
@@ -39,6 +40,9 @@ class ExportConfig:
     rewire: bool = True  # rewire a model that has not been rewired yet (no-op at width 1.0)
     threads: int = 1
     buckets: tuple[int, ...] = ()  # sequence-length buckets, ascending, ending at seq_len; () for one length
+    # The accuracy gate for int8/fp16 (export/gate.py): accuracy points for classifiers, cosine for encoders;
+    # None: the default (0.5 points / 0.005 cosine).
+    max_quality_drop: float | None = None
 
     @classmethod
     def lengths_fields(cls, lengths) -> dict:
@@ -71,6 +75,8 @@ def validate_config(cfg: ExportConfig, full: Bert | None = None) -> list:
             check_seq_len(n, max_positions)
     if cfg.threads < 1:
         raise UsageError(f"--threads must be >= 1, got {cfg.threads}")
+    if full is not None:
+        gate_threshold(full.config.task, cfg.max_quality_drop)  # a bad --max-quality-drop is exit 2, before any work
     check_output_dir(Path(cfg.out), cfg.force)
     return converters
 
@@ -146,6 +152,7 @@ def convert_and_verify(
     if buckets:
         entry["buckets"] = buckets
     entry["conversion_seconds"] = round(seconds, 2)
+    entry["recipe"] = acfg.quant_recipe
     entry["metadata"] = described
     return entry
 
@@ -266,7 +273,9 @@ def export(
         for conv in converters:
             bar.step(f"{conv.name} {cfg.precision}: convert + verify")
             acfg = ArtifactConfig(conv.name, cfg.precision, cfg.seq_len, cfg.buckets)
-            entry = convert_and_verify(sub, loaded.tokenizer, conv, acfg, tmp, cfg.threads, card=card)
+            entry = gated(
+                convert_and_verify, sub, loaded.tokenizer, conv, acfg, tmp, cfg.threads, card, cfg.max_quality_drop
+            )
             if measure is not None:
                 bar.step(f"{conv.name}: measure")
                 measure(entry, tmp / entry["file"])

@@ -3,20 +3,22 @@ manifest's `selection` section that says why the chosen one won."""
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Callable
+
 from edgebert.errors import UsageError
 from edgebert.model.bert import BertConfig
+from edgebert.model.spec import SubnetSpec
 from edgebert.registry import CONVERTERS
 from edgebert.select.budget import Budget
 from edgebert.select.costs import costs
 from edgebert.select.profiles import DeviceProfile
-from edgebert.select.selector import Selection, enumerate_candidates, select
+from edgebert.select.selector import Candidate, Selection, enumerate_candidates, judge, select
 
-__all__ = ["PRECISION_PENALTY", "allowed", "choose", "selection_section", "predictor"]
+__all__ = ["allowed", "choose", "measured_quality", "selection_section", "predictor"]
 
-# Quality cost charged to quantized candidates when the quality table holds fp32 figures only.
-# From measured parity on MiniLM (verify.py, seq 128): int8 mean cosine 0.995-0.996 to fp32,
-# fp16 1.000. Without it int8 and fp32 of one sub-network tie and the faster always wins.
-PRECISION_PENALTY = {"int8": 0.005, "fp16": 0.0005}
+# quantized(spec, format, precision) -> (quality, source), or None where it cannot say (select/quantized.py).
+QuantizedQuality = Callable[[SubnetSpec, str, str], "tuple[float, str] | None"]
 
 
 def allowed(profile: DeviceProfile, formats, quantize) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
@@ -42,23 +44,78 @@ def choose(
     quantize,
     seq_len: int,
     threads: int,
+    quantized: QuantizedQuality | None = None,
 ) -> Selection:
-    """Enumerate, predict and select. Raises BudgetError (exit 3) when nothing fits."""
+    """Enumerate, predict, measure the quantized candidates that could win, and select.
+
+    Raises BudgetError (exit 3) when nothing fits."""
     formats, precisions = allowed(profile, formats, quantize)
     cands = []
     for f in formats:
         if precisions[f]:
-            cands += enumerate_candidates(
-                config,
-                profile,
-                [f],
-                precisions[f],
-                seq_len,
-                quality,
-                threads=threads,
-                precision_penalty=PRECISION_PENALTY,
-            )
+            cands += enumerate_candidates(config, profile, [f], precisions[f], seq_len, quality, threads=threads)
+    cands = measured_quality(cands, budget.latency_ms, budget.memory_mb, quantized)
     return select(cands, budget.latency_ms, budget.memory_mb)
+
+
+def measured_quality(
+    cands: list[Candidate], budget_ms: float, memory_mb: float | None, quantized: QuantizedQuality | None
+) -> list[Candidate]:
+    """Every int8/fp16 candidate gets a quality for its own precision instead of its fp32 upper bound.
+
+    Converting costs seconds per artifact, so only the candidates that fit the budget and could still win
+    are measured: best fp32 bound first, until the best quality found reaches every bound left. The others
+    are derived from the measured ones: their fp32 figure minus the largest drop measured for the same
+    format and precision (else the same precision in any format); with nothing measured, the fp32 figure
+    stays as an upper bound and the source says so. None of them can be chosen: they cannot beat the
+    figure that stopped the measuring, or they do not fit."""
+    fits = [judge(c, budget_ms, memory_mb, margin=True).fits for c in cands]  # as select() judges
+    fp32 = [c.quality for c, ok in zip(cands, fits) if ok and c.precision == "fp32" and c.quality is not None]
+    best = max(fp32, default=float("-inf"))
+    todo = sorted(
+        (i for i, c in enumerate(cands) if fits[i] and c.precision != "fp32" and c.quality is not None),
+        key=lambda i: (-cands[i].quality, cands[i].latency.value),
+    )
+    got: dict[int, tuple[float, str]] = {}
+    for i in todo:
+        # A quantized artifact never beats its own fp32 figure in practice, so a bound equal to the best cannot win.
+        if quantized is None or cands[i].quality <= best:
+            break
+        found = quantized(cands[i].spec, cands[i].format, cands[i].precision)
+        if found is not None:
+            got[i] = found
+            best = max(best, found[0])
+    drops: dict[tuple[str, str], list[float]] = {}
+    for i, (q, _) in got.items():
+        drops.setdefault((cands[i].format, cands[i].precision), []).append(cands[i].quality - q)
+    out = []
+    for i, c in enumerate(cands):
+        if i in got:
+            c = dataclasses.replace(c, quality=got[i][0], quality_source=got[i][1])
+        elif c.precision != "fp32" and c.quality is not None:
+            c = _derived(
+                c, drops, "it does not fit the budget" if not fits[i] else f"its fp32 figure is below {best:.4f}"
+            )
+        out.append(c)
+    return out
+
+
+def _derived(c: Candidate, drops: dict, why: str) -> Candidate:
+    same = drops.get((c.format, c.precision))
+    any_format = [d for (_, p), ds in drops.items() if p == c.precision for d in ds]
+    measured, where = (same, f"{c.format} {c.precision}") if same else (any_format, f"{c.precision} in other formats")
+    fp32_source = c.quality_source.split(": ", 1)[-1]
+    if not measured:
+        return dataclasses.replace(
+            c, quality_source=f"not measured for {c.precision} ({why}): the fp32 figure, an upper bound: {fp32_source}"
+        )
+    drop = max(measured)
+    return dataclasses.replace(
+        c,
+        quality=c.quality - drop,
+        quality_source=f"derived for {c.precision}, not measured ({why}): fp32 figure minus the largest drop "
+        f"measured for {where} ({drop:.4f}, {len(measured)} sub-networks): {fp32_source}",
+    )
 
 
 def selection_section(selection: Selection, quality_source: str) -> dict:
@@ -78,6 +135,7 @@ def selection_section(selection: Selection, quality_source: str) -> dict:
                 "predicted_latency_p90_bound_ms": c.latency.upper,
                 "predicted_memory_mb": c.memory.value if c.memory else 0.0,
                 "quality": c.quality,
+                "quality_source": c.quality_source,
                 "fits": v.fits,
                 "why": v.reason,
             }

@@ -29,7 +29,8 @@ __all__ = ["proxy_quality", "proxy_table", "proxy_cache_dir", "seed_proxy", "PRO
 # The proxy is a property of the weights, not of the machine: computed once per model and kept in the
 # user's cache (17 s for MiniLM on 1 thread, rewiring included: `--seed-proxy` below). Bump when
 # rewiring, proxy_quality or the calibration texts change what it computes.
-PROXY_VERSION = 1
+# 2: quantized sub-networks are measured too (select/quantized.py), cached beside the table under this key.
+PROXY_VERSION = 2
 PROXY_SEQ_LEN = 128
 
 

@@ -17,7 +17,7 @@ from edgebert.select.costs import costs
 from edgebert.select.latency import Prediction
 from edgebert.select.profiles import DeviceProfile
 
-__all__ = ["Candidate", "Verdict", "Selection", "enumerate_candidates", "select"]
+__all__ = ["Candidate", "Verdict", "Selection", "enumerate_candidates", "judge", "select"]
 
 
 @dataclass(frozen=True)
@@ -85,18 +85,17 @@ def enumerate_candidates(
     seq_len: int,
     quality: dict[str, tuple[float, str]],
     threads: int | None = None,
-    precision_penalty: dict[str, float] | None = None,
 ) -> list[Candidate]:
     """The grid for `config` (the full model's) on `profile`, with predictions and quality.
 
     `formats` are kept in the profile's order of preference (formats the profile does not list
-    come after it). `precision_penalty` subtracts a quality cost per precision (e.g. measured
-    int8 parity loss); without it, precisions of one sub-network tie on quality and the faster wins.
+    come after it). `quality` holds fp32 figures: an int8/fp16 candidate starts with its sub-network's
+    fp32 figure as an upper bound, and choose.measured_quality replaces it by a measured (or derived)
+    figure for that precision; the source says which.
     """
     threads = threads or profile.default_threads
     order = {f: i for i, f in enumerate(profile.formats)}
     formats = sorted(dict.fromkeys(formats), key=lambda f: order.get(f, len(order)))
-    penalty = precision_penalty or {}
     model = profile.latency_model
     out = []
     for width in WIDTHS:
@@ -110,8 +109,8 @@ def enumerate_candidates(
             for fmt in formats:
                 for precision in precisions:
                     q, qsrc = score, source
-                    if q is not None and penalty.get(precision):
-                        q, qsrc = q - penalty[precision], f"{source}, minus {penalty[precision]:g} for {precision}"
+                    if q is not None and precision != "fp32":
+                        qsrc = f"upper bound, not measured for {precision}: {source}"
                     out.append(
                         Candidate(
                             spec=spec,
@@ -128,7 +127,7 @@ def enumerate_candidates(
     return out
 
 
-def _judge(c: Candidate, budget_ms: float, memory_mb: float | None, margin: bool) -> Verdict:
+def judge(c: Candidate, budget_ms: float, memory_mb: float | None, margin: bool) -> Verdict:
     if c.latency is None:
         return Verdict(c, False, f"no latency coefficients for {c.format}/{c.precision} on this device")
     if c.quality is None:
@@ -162,7 +161,7 @@ def select(
     central value, so that a chosen artifact's measured p50 stays within budget about 9 times in 10
     or better. Raises BudgetError (exit code 3) naming the fastest candidate when nothing fits.
     """
-    verdicts = [_judge(c, budget_ms, memory_mb, margin) for c in candidates]
+    verdicts = [judge(c, budget_ms, memory_mb, margin) for c in candidates]
     fitting = [v.candidate for v in verdicts if v.fits]
     if fitting:
         return Selection(min(fitting, key=_rank), budget_ms, memory_mb, tuple(verdicts))

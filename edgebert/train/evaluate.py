@@ -11,20 +11,24 @@ really sliced sub-network (slicing.slice_model), the object that gets exported.
 from __future__ import annotations
 
 import sys
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from edgebert.errors import DataError
+from edgebert.artifact import ArtifactConfig
+from edgebert.errors import DataError, UsageError
 from edgebert.model.bert import Bert, load_model
 from edgebert.model.slicing import slice_model
 from edgebert.model.spec import DEPTHS, WIDTHS, SubnetSpec
-from edgebert.model.tokenizer import load_tokenizer
+from edgebert.model.tokenizer import INPUT_NAMES, load_tokenizer
+from edgebert.registry import CONVERTERS
 from edgebert.train.data import DataSet, check_labels, load_data, to_batch
 
-__all__ = ["measure", "evaluate"]
+__all__ = ["measure", "evaluate", "check_quantized"]
 
 NN_LIMIT = 2000  # the nearest-neighbour check is O(n^2) in memory
 
@@ -66,11 +70,15 @@ def measure(
     seq_len: int = 128,
     progress: bool = False,
     reference: Bert | None = None,
+    quantized: tuple[str, ...] = (),
 ) -> dict:
     """Quality table of `model` (rewired, ideally dynamically trained) on `data`.
 
     Sentence encoders are scored against `reference`'s embeddings (default: `model`'s own full network;
-    benchmarks pass the original encoder to see how far training moved the full model too)."""
+    benchmarks pass the original encoder to see how far training moved the full model too).
+    `quantized` ("onnx/int8", "tflite/fp16", ...): each sub-network is also converted to that format and
+    precision (its default recipe), run in the format's runtime, and scored the same way, under the
+    row's "precisions" (issue 16 item 4: the selector then uses these figures as measured)."""
     from tqdm.auto import tqdm
 
     if not len(data):
@@ -82,6 +90,8 @@ def measure(
     batches = _batches(model, data, tokenizer, batch_size, seq_len)
     full = None if classify else _outputs(model if reference is None else reference, batches)
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    gold = torch.cat([b["labels"] for b in batches]) if classify else None
+    quantized = check_quantized(quantized)
     table = {}
     for spec in tqdm(specs, desc="quality", unit="subnet", disable=not progress or not sys.stderr.isatty()):
         out = _outputs(slice_model(model, spec), batches)
@@ -92,14 +102,60 @@ def measure(
             "measured_at": stamp,
         }
         if classify:
-            gold = torch.cat([b["labels"] for b in batches])
             entry["score"] = float((out.argmax(-1) == gold).float().mean())
         else:
-            entry["score"] = float(F.cosine_similarity(out, full, dim=-1).clamp(0, 1).mean())
+            entry["score"] = _fidelity(out, full)
             entry["nn_agreement"] = _nn_agreement(out, full)
             entry["nn_n"] = min(len(out), NN_LIMIT)
         table[spec.key] = {"score": round(entry.pop("score"), 6), **entry}
+        sub = slice_model(model, spec).eval()
+        for what in quantized:
+            q = _artifact_outputs(sub, what, batches, seq_len)
+            score = float((q.argmax(-1) == gold).float().mean()) if classify else _fidelity(q, full)
+            fmt, precision = what.split("/")
+            table[spec.key].setdefault("precisions", {})[what] = {
+                "score": round(score, 6),
+                "metric": entry["metric"],
+                "recipe": precision,
+                "data": data.name,
+                "n": len(data),
+                "measured_at": stamp,
+            }
     return table
+
+
+def _fidelity(out: torch.Tensor, full: torch.Tensor) -> float:
+    return float(F.cosine_similarity(out, full, dim=-1).clamp(0, 1).mean())
+
+
+def check_quantized(quantized) -> tuple[str, ...]:
+    """ "onnx/int8,tflite/fp16" (or a sequence of such) -> validated ("onnx/int8", "tflite/fp16")."""
+    items = [q.strip() for q in (quantized.split(",") if isinstance(quantized, str) else quantized or ()) if q.strip()]
+    for item in items:
+        fmt, _, precision = item.partition("/")
+        conv = CONVERTERS.get(fmt) if fmt in CONVERTERS.names() else None
+        if conv is None or precision not in ("int8", "fp16") or precision not in conv.precisions:
+            raise UsageError(
+                f"--quantized {item!r}: give FORMAT/PRECISION with a precision the format writes, e.g. onnx/int8, "
+                f"tflite/int8, onnx/fp16 (formats: {', '.join(CONVERTERS.names())})"
+            )
+    return tuple(items)
+
+
+def _artifact_outputs(sub: Bert, what: str, batches, seq_len: int) -> torch.Tensor:
+    """`sub` converted as `what` ("onnx/int8"), run in its own runtime on the batches."""
+    fmt, precision = what.split("/")
+    conv = CONVERTERS.get(fmt)()
+    seq_len = min(seq_len, sub.config.max_position_embeddings)
+    outs = []
+    with tempfile.TemporaryDirectory(prefix="edgebert-eval-") as tmp:
+        path = Path(tmp) / ("model" + conv.suffix)
+        conv.convert(sub, ArtifactConfig(fmt, precision, seq_len), path)
+        runtime = conv.load(path, threads=torch.get_num_threads())
+        for b in batches:
+            feeds = {n: b[n].numpy().astype(np.int64) for n in INPUT_NAMES}
+            outs.append(torch.from_numpy(np.asarray(runtime(feeds), dtype=np.float32)))
+    return torch.cat(outs)
 
 
 def evaluate(
@@ -113,8 +169,10 @@ def evaluate(
     batch_size: int = 64,
     seq_len: int = 128,
     progress: bool = False,
+    quantized: tuple[str, ...] = (),
 ) -> dict:
     """Measure the quality table of the model in `model_dir` on `data` (a DataSet, file or built-in name)."""
+    quantized = check_quantized(quantized)  # before loading anything
 
     model = load_model(model_dir)
     if not isinstance(data, DataSet):
@@ -126,4 +184,12 @@ def evaluate(
             text_pair_column=text_pair_column,
             label_column=label_column,
         )
-    return measure(model, data, load_tokenizer(model_dir), batch_size=batch_size, seq_len=seq_len, progress=progress)
+    return measure(
+        model,
+        data,
+        load_tokenizer(model_dir),
+        batch_size=batch_size,
+        seq_len=seq_len,
+        progress=progress,
+        quantized=quantized,
+    )
