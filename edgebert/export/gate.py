@@ -50,7 +50,8 @@ def gate_texts() -> list[str]:
 
 def recipe_quality(sub, runtime, tokenizer, conv, acfg: ArtifactConfig) -> dict:
     """How much of its fp32 sub-network an artifact keeps on the gate texts: {metric, quality, drop, n}."""
-    fig = verify(sub, runtime, tokenizer, conv, acfg, texts=gate_texts())
+    texts = gate_texts()
+    fig = verify(sub, runtime, tokenizer, conv, acfg, texts=texts)  # dynamic formats: batched and one by one
     if sub.config.task == "classification":
         metric, quality = "argmax agreement with fp32", fig["argmax_agreement"]
     else:
@@ -59,7 +60,7 @@ def recipe_quality(sub, runtime, tokenizer, conv, acfg: ArtifactConfig) -> dict:
         "metric": metric,
         "quality": round(float(quality), 6),
         "drop": round(1.0 - float(quality), 6),
-        "n": fig["n_inputs"],
+        "n": len(texts),
     }
 
 
