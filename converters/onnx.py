@@ -37,19 +37,24 @@ _ORT_DTYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(flo
 
 def export_proto(model, seq_len: int):
     """The fp32 graph as an onnx.ModelProto, with symbolic "batch" and "sequence" axes."""
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    sequence = torch.export.Dim("sequence", min=1, max=model.config.max_position_embeddings)
     example = example_inputs(model, batch=2, seq_len=min(seq_len, 16))
+    return dynamic_proto(model, example, INPUT_NAMES, [model.output_name], model.config.max_position_embeddings)
+
+
+def dynamic_proto(module, example, input_names, output_names, max_len: int):
+    """torch.onnx's dynamo export of `module` with every input's axes 0/1 symbolic (batch, sequence)."""
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    sequence = torch.export.Dim("sequence", min=1, max=max_len)
     with quiet():
         program = torch.onnx.export(
-            model.eval(),
+            module.eval(),
             example,
             dynamo=True,
             opset_version=OPSET,
             verbose=False,
-            input_names=list(INPUT_NAMES),
-            output_names=[model.output_name],
-            dynamic_shapes={name: {0: batch, 1: sequence} for name in INPUT_NAMES},
+            input_names=list(input_names),
+            output_names=list(output_names),
+            dynamic_shapes={name: {0: batch, 1: sequence} for name in input_names},
         )
     return program.model_proto
 

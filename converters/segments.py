@@ -15,11 +15,10 @@ import torch
 
 from edgebert._optional import require
 from edgebert.converters._common import quiet
+from edgebert.converters.onnx import dynamic_proto
 from edgebert.registry import SEGMENT_WRITERS
 
 __all__ = ["write_onnx", "write_torchscript", "write_tflite"]
-
-OPSET = 20  # as converters/onnx.py
 
 
 @SEGMENT_WRITERS.register("onnx")
@@ -28,21 +27,8 @@ def write_onnx(segments, examples, names, folder: Path, max_len: int) -> list[st
 
     files = []
     for k, (seg, example, (inputs, outputs)) in enumerate(zip(segments, examples, names), start=1):
-        batch = torch.export.Dim("batch", min=1, max=4096)
-        sequence = torch.export.Dim("sequence", min=1, max=max_len)
-        with quiet():
-            program = torch.onnx.export(
-                seg.eval(),
-                example,
-                dynamo=True,
-                opset_version=OPSET,
-                verbose=False,
-                input_names=list(inputs),
-                output_names=list(outputs),
-                dynamic_shapes={name: {0: batch, 1: sequence} for name in inputs},
-            )
         files.append(f"segment_{k}.onnx")
-        onnx.save(program.model_proto, str(folder / files[-1]))
+        onnx.save(dynamic_proto(seg, example, inputs, outputs, max_len), str(folder / files[-1]))
     return files
 
 
