@@ -180,3 +180,21 @@ SENTENCES = [
 @pytest.fixture
 def sentences() -> list[str]:
     return list(SENTENCES)
+
+
+POS, NEG = ["good", "great", "fun", "brilliant", "charming"], ["bad", "terrible", "boring", "awful", "dull"]
+
+
+def sentiment_csv(path, n=160, seed=0):
+    """A learnable toy sentiment task: filler words plus one positive or negative word per row."""
+    import random
+
+    rng = random.Random(seed)
+    rows = ["text,label"]
+    for _ in range(n):
+        y = rng.random() < 0.5
+        words = rng.sample(WORDS[:30], 4) + [rng.choice(POS if y else NEG)]
+        rng.shuffle(words)
+        rows.append(" ".join(words) + "," + ("pos" if y else "neg"))
+    path.write_text("\n".join(rows) + "\n")
+    return path

@@ -6,7 +6,7 @@ import random
 
 import pytest
 import torch
-from conftest import WORDS, make_tiny_model, save_tiny_model_dir
+from conftest import WORDS, make_tiny_model, save_tiny_model_dir, sentiment_csv
 
 from edgebert.cli import main
 from edgebert.compress.config import CompressConfig
@@ -15,26 +15,11 @@ from edgebert.model.bert import load_model
 from edgebert.model.compression import COMPRESSION_FILE, sparsity
 from edgebert.select.quality import QUALITY_FILE
 
-POS, NEG = ["good", "great", "fun", "brilliant", "charming"], ["bad", "terrible", "boring", "awful", "dull"]
-
-
-def _sentiment_csv(path, n=160, seed=0):
-    """tests/train's learnable toy task (a file named test_recipe.py there too: pytest cannot import both)."""
-    rng = random.Random(seed)
-    rows = ["text,label"]
-    for _ in range(n):
-        y = rng.random() < 0.5
-        words = rng.sample(WORDS[:30], 4) + [rng.choice(POS if y else NEG)]
-        rng.shuffle(words)
-        rows.append(" ".join(words) + "," + ("pos" if y else "neg"))
-    path.write_text("\n".join(rows) + "\n")
-    return path
-
 
 @pytest.fixture
 def setup(tmp_path):
     model = make_tiny_model(task="classification", num_labels=2, labels=("neg", "pos"))
-    return tmp_path, save_tiny_model_dir(tmp_path / "cls", model), _sentiment_csv(tmp_path / "train.csv")
+    return tmp_path, save_tiny_model_dir(tmp_path / "cls", model), sentiment_csv(tmp_path / "train.csv")
 
 
 def _flags(tmp_path, model_dir, data, out="out"):
@@ -118,7 +103,7 @@ def test_unreachable_memory_exits_3_with_the_smallest_reachable_size(setup, caps
 
 def test_a_model_without_task_head_is_refused(tmp_path, capsys):
     model_dir = save_tiny_model_dir(tmp_path / "enc", make_tiny_model())
-    data = _sentiment_csv(tmp_path / "train.csv")
+    data = sentiment_csv(tmp_path / "train.csv")
     assert main(_flags(tmp_path, model_dir, data) + ["--embedding-rank", "16"]) == 2
     assert "no task head" in capsys.readouterr().err
     torch.manual_seed(0)

@@ -3,7 +3,7 @@ import random
 
 import pytest
 import torch
-from conftest import WORDS, make_tiny_model, save_tiny_model_dir
+from conftest import WORDS, make_tiny_model, save_tiny_model_dir, sentiment_csv
 from safetensors.torch import load_file
 
 from edgebert.cli import main
@@ -15,26 +15,12 @@ from edgebert.train.config import TRAIN_CONFIG_FILE, TrainConfig
 from edgebert.train.recipe import train
 
 KEYS = {SubnetSpec(w, d).key for w in WIDTHS for d in DEPTHS}
-POS, NEG = ["good", "great", "fun", "brilliant", "charming"], ["bad", "terrible", "boring", "awful", "dull"]
-
-
-def _sentiment_csv(path, n=160, seed=0):
-    """A learnable toy task: the label is whether a positive or a negative word was mixed in."""
-    rng = random.Random(seed)
-    rows = ["text,label"]
-    for _ in range(n):
-        y = rng.random() < 0.5
-        words = rng.sample(WORDS[:30], 4) + [rng.choice(POS if y else NEG)]
-        rng.shuffle(words)
-        rows.append(" ".join(words) + "," + ("pos" if y else "neg"))
-    path.write_text("\n".join(rows) + "\n")
-    return path
 
 
 @pytest.fixture
 def setup(tmp_path):
     model_dir = save_tiny_model_dir(tmp_path / "base", make_tiny_model())
-    data = _sentiment_csv(tmp_path / "train.csv")
+    data = sentiment_csv(tmp_path / "train.csv")
     return tmp_path, model_dir, data
 
 
@@ -130,7 +116,7 @@ def test_given_classifier_is_the_teacher(tmp_path):
     model_dir = save_tiny_model_dir(
         tmp_path / "cls", make_tiny_model(task="classification", num_labels=2, labels=("neg", "pos"))
     )
-    out = train(_cfg(tmp_path, model_dir, _sentiment_csv(tmp_path / "t.csv"), max_steps=2), progress=False)
+    out = train(_cfg(tmp_path, model_dir, sentiment_csv(tmp_path / "t.csv"), max_steps=2), progress=False)
     assert "teacher" not in json.loads((out / "training.json").read_text())["stages"]
 
 
