@@ -207,7 +207,7 @@ def test_shipped_proxy_matches_the_packaged_minilm(minilm_dir):
     from edgebert.select import proxy
 
     loaded = load(str(minilm_dir))
-    key = proxy._proxy_key(loaded, proxy._proxy_texts())
+    key = proxy.proxy_key(loaded, proxy.proxy_texts())
     table, when, where = proxy._read_proxy(key)
     assert where == "shipped with edgebert" and table["w1-d1"][0] == pytest.approx(1.0, abs=1e-5)
     assert 0.6 < table["w0.5-d1"][0] < table["w0.75-d1"][0] < 1.0

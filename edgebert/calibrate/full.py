@@ -15,6 +15,7 @@ import yaml
 
 from edgebert.artifact import MIN_SEQ_LEN, ArtifactConfig, check_seq_len
 from edgebert.errors import UsageError
+from edgebert.hashing import write_atomic
 from edgebert.model.loaded import load
 from edgebert.model.slicing import slice_model
 from edgebert.model.spec import SubnetSpec
@@ -198,10 +199,7 @@ def _write_override(path: Path, profile, model, target_desc: str, full: bool) ->
     doc["calibrated"] = {"target": target_desc, "date": date.today().isoformat(), "tool": "edgebert calibrate"}
     doc["latency_model"] = model.to_dict()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, yaml.safe_dump(doc, sort_keys=False))
 
 
 def _check_device(req: CalibrateRequest, profile: DeviceProfile, device: str) -> None:

@@ -30,6 +30,7 @@ import yaml
 
 from edgebert.artifact import ArtifactConfig, check_seq_len
 from edgebert.calibrate.full import seq_lens, stamp_machine
+from edgebert.hashing import write_atomic
 from edgebert.model.loaded import load
 from edgebert.model.slicing import slice_model
 from edgebert.model.spec import SubnetSpec
@@ -247,9 +248,7 @@ def _write(path: Path, model: LatencyModel, cpu_model: str, cores: int, seconds:
         "latency_model": model.to_dict(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
-    tmp.replace(path)
+    write_atomic(path, yaml.safe_dump(doc, sort_keys=False))
 
 
 def calibrate_host(

@@ -8,11 +8,10 @@ or `predicted` (by which model) and the two are never mixed in one field.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from edgebert.errors import OutputError
-from edgebert.hashing import now_iso, sha256_file
+from edgebert.hashing import now_iso, sha256_file, write_atomic
 
 __all__ = [
     "SCHEMA",
@@ -49,11 +48,7 @@ def validate(manifest: dict) -> None:
 
 def write_manifest(folder: str | Path, manifest: dict) -> Path:
     """Write atomically (temp file + rename) so a reader never sees half a manifest."""
-    path = Path(folder) / MANIFEST
-    tmp = path.with_name(f".{MANIFEST}.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_atomic(Path(folder) / MANIFEST, json.dumps(manifest, indent=2, sort_keys=False) + "\n")
 
 
 def read_manifest(folder: str | Path) -> dict:

@@ -24,7 +24,7 @@ from edgebert.model.spec import DEPTHS, WIDTHS, SubnetSpec
 from edgebert.model.texts import calibration_texts
 from edgebert.model.tokenizer import encode
 
-__all__ = ["proxy_quality", "proxy_table", "proxy_cache_dir", "seed_proxy", "PROXY_VERSION"]
+__all__ = ["proxy_quality", "proxy_table", "proxy_cache_dir", "proxy_key", "proxy_texts", "seed_proxy", "PROXY_VERSION"]
 
 # The proxy is a property of the weights, not of the machine: computed once per model and kept in the
 # user's cache (17 s for MiniLM on 1 thread, rewiring included: `--seed-proxy` below). Bump when
@@ -34,7 +34,7 @@ PROXY_VERSION = 2
 PROXY_SEQ_LEN = 128
 
 
-def _proxy_texts() -> list[str]:
+def proxy_texts() -> list[str]:
     return calibration_texts()[64:]  # held out from the texts rewiring used
 
 
@@ -75,12 +75,12 @@ def proxy_quality(
 
 
 def proxy_table(loaded: Loaded, progress: bool) -> tuple[dict, str]:
-    texts = _proxy_texts()
+    texts = proxy_texts()
     what = (
         f"proxy (this model has no quality.json): mean cosine of each sub-network's embedding to the full "
         f"model's on {len(texts)} held-out calibration texts"
     )
-    key = _proxy_key(loaded, texts)
+    key = proxy_key(loaded, texts)
     cached = _read_proxy(key)
     if cached is not None:
         table, when, where = cached
@@ -101,7 +101,7 @@ def proxy_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgebert" / "quality-proxy"
 
 
-def _proxy_key(loaded: Loaded, texts: list[str]) -> str:
+def proxy_key(loaded: Loaded, texts: list[str]) -> str:
     parts = {
         "version": PROXY_VERSION,
         "weights": weights_sha256(loaded.model_dir),
@@ -143,7 +143,7 @@ def _read_proxy_file(path: Path, key: str) -> tuple[dict, str] | None:
 def seed_proxy(loaded: Loaded) -> Path:
     """Measure the default model's proxy table and store it in edgebert/data (maintainers)."""
     proxy_table(loaded, progress=True)
-    key = _proxy_key(loaded, _proxy_texts())
+    key = proxy_key(loaded, proxy_texts())
     src = proxy_cache_dir() / f"{key}.json"
     _SHIPPED_PROXY.mkdir(parents=True, exist_ok=True)
     (_SHIPPED_PROXY / src.name).write_text(src.read_text())

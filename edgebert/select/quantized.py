@@ -27,7 +27,7 @@ from edgebert.model.slicing import slice_model
 from edgebert.model.spec import SubnetSpec
 from edgebert.model.tokenizer import INPUT_NAMES, encode
 from edgebert.registry import CONVERTERS
-from edgebert.select.proxy import PROXY_SEQ_LEN, _proxy_key, _proxy_texts, proxy_cache_dir
+from edgebert.select.proxy import PROXY_SEQ_LEN, proxy_cache_dir, proxy_key, proxy_texts
 from edgebert.select.quality import read_table
 
 __all__ = ["QuantizedQuality", "measure_recipe"]
@@ -89,8 +89,8 @@ class QuantizedQuality:
         self.fp32 = fp32
         self.progress = progress
         self.table = read_table(loaded.model_dir)
-        self.texts = _proxy_texts()
-        self.path = proxy_cache_dir() / f"{_proxy_key(loaded, self.texts)}.quantized.json"
+        self.texts = proxy_texts()
+        self.path = proxy_cache_dir() / f"{proxy_key(loaded, self.texts)}.quantized.json"
         self.measured_now: list[str] = []
 
     def __call__(self, spec: SubnetSpec, fmt: str, precision: str) -> tuple[float, str] | None:

@@ -80,7 +80,7 @@ def test_the_cache_holds_per_precision_figures(tiny_model_dir, monkeypatch):
     assert "proxy measured for int8" in source and "measured now" in source and "onnxruntime" in source
     assert 0.5 < score < 1.0 and score != fp32["w0.5-d1"][0]
     cached = q._read()["onnx/int8/w0.5-d1"]
-    assert cached["score"] == score and cached["n"] == len(proxy._proxy_texts()) and 0.5 < cached["fp32"] <= 1.0
+    assert cached["score"] == score and cached["n"] == len(proxy.proxy_texts()) and 0.5 < cached["fp32"] <= 1.0
     # A second run reads it back without converting anything.
     monkeypatch.setattr(quantized, "measure_recipe", lambda *a, **k: pytest.fail("converted again"))
     again = quantized.QuantizedQuality(loaded, fp32)
