@@ -82,7 +82,7 @@ def test_predict_runs_each_text_in_the_smallest_bucket_that_fits(bucketed):
 
 @pytest.mark.parametrize("bad", ["0,64", "64,32,64", "64,32", "abc", "32,,64", "32,x"])
 def test_bad_seq_len_lists_exit_2(bad):
-    from cli import cli
+    from edgebert.cli import cli
 
     r = CliRunner().invoke(cli, ["export", "--seq-len", bad, "--formats", "onnx", "--no-measure"])
     assert r.exit_code == 2, r.output

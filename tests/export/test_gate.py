@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cli import main
+from edgebert.cli import main
 from edgebert.errors import ParityError
 from edgebert.export import gate
 from edgebert.export.manifest import validate

@@ -4,8 +4,8 @@ import json
 
 import pytest
 import torch
-from conftest import make_tiny_model, save_tiny_model_dir
-from test_recipe import _cfg, _sentiment_csv
+from conftest import make_tiny_model, save_tiny_model_dir, sentiment_csv
+from test_recipe import _cfg
 
 from edgebert.cli import main
 from edgebert.errors import UsageError
@@ -21,7 +21,7 @@ def trained(tmp_path_factory):
     """Both modes, trained once for the module from a tiny encoder (so the teacher stage learns the task)."""
     tmp = tmp_path_factory.mktemp("exits")
     model_dir = save_tiny_model_dir(tmp / "base", make_tiny_model())
-    data = _sentiment_csv(tmp / "train.csv", n=320)
+    data = sentiment_csv(tmp / "train.csv", n=320)
     outs = {}
     for mode in ("romebert", "deebert"):
         cfg = _cfg(
@@ -62,7 +62,7 @@ def test_deebert_leaves_the_backbone_alone(tmp_path):
     """DeeBERT's stage 2 only moves the exits: the backbone and final head equal the stage-1 result."""
     base = make_tiny_model(task="classification", num_labels=2, labels=("neg", "pos"))
     model_dir = save_tiny_model_dir(tmp_path / "base", base)
-    data = _sentiment_csv(tmp_path / "train.csv")
+    data = sentiment_csv(tmp_path / "train.csv")
     cfg = _cfg(tmp_path, model_dir, data, exits="deebert", max_steps=3, widths=(1.0,), depths=(1.0,))
     plain = _cfg(tmp_path, model_dir, data, out="plain", max_steps=3, widths=(1.0,), depths=(1.0,))
     a, b = load_model(train(cfg, progress=False)), load_model(train(plain, progress=False))
