@@ -178,3 +178,137 @@ def test_out_of_range_budgets_are_usage_errors(flag, value, text, tiny_model_dir
     err = capsys.readouterr().err
     assert text in err and "Traceback" not in err and len(err) < 1000
     assert not (tmp_path / "o").exists()
+
+
+# ---- item 7: a model folder whose config is wrong is refused before torch allocates anything -------------
+
+
+def _edit_config(folder: Path, name: str, edit) -> None:
+    path = folder / name
+    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+
+
+def _hf(edit):
+    return lambda folder: _edit_config(folder, "config.json", edit)
+
+
+def _own(edit):
+    return lambda folder: _edit_config(folder, "edgebert_config.json", edit)
+
+
+# Before each row: a traceback and exit 1 (ValueError, TypeError, torch's "cannot allocate 1.9 TB").
+BAD_MODELS = [
+    pytest.param("own", _own(lambda c: [c]), "must be a JSON object of fields, got a list", id="own-list"),
+    pytest.param("hf", _hf(lambda c: [c]), "must be a JSON object of fields, got a list", id="hf-list"),
+    pytest.param("own", _own(lambda c: {**c, "hidden_size": "48"}), "hidden_size must be a whole number", id="own-str"),
+    pytest.param("hf", _hf(lambda c: {**c, "hidden_size": "48"}), "hidden_size must be a whole number", id="hf-str"),
+    pytest.param(
+        "hf", _hf(lambda c: {**c, "vocab_size": 1e10}), "vocab_size must be a whole number, got 1", id="float"
+    ),
+    pytest.param(
+        "hf",
+        _hf(lambda c: {**c, "vocab_size": 10**10}),
+        "has shape (146, 48), config says (10000000000, 48)",
+        id="huge",
+    ),
+    pytest.param("own", _own(lambda c: {**c, "heads": 3}), "heads must be a list of whole numbers", id="heads-int"),
+    pytest.param("hf", _hf(lambda c: {k: v for k, v in c.items() if k != "intermediate_size"}), "lacks", id="missing"),
+]
+
+
+@pytest.mark.parametrize("kind, spoil, text", BAD_MODELS)
+def test_bad_model_configs_are_input_errors(kind, spoil, text, tmp_path, capsys):
+    from conftest import make_tiny_model, save_tiny_hf_dir, save_tiny_model_dir
+
+    folder = (
+        save_tiny_hf_dir(tmp_path / "m") if kind == "hf" else save_tiny_model_dir(tmp_path / "m", make_tiny_model())
+    )
+    spoil(folder)
+    assert main(export_args(folder, tmp_path / "o")) == 2
+    err = capsys.readouterr().err
+    assert text in err and "Traceback" not in err and str(folder) in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_pickled_bin_with_objects_says_how_to_convert(tmp_path, capsys):
+    """Item 9: before, torch's half-sentence about weights_only=False and 'looks corrupt'."""
+    import argparse
+
+    import torch
+    from conftest import save_tiny_hf_dir
+    from safetensors.torch import load_file
+
+    folder = save_tiny_hf_dir(tmp_path / "m")
+    state = load_file(str(folder / "model.safetensors"))
+    (folder / "model.safetensors").unlink()
+    torch.save({"state_dict": state, "args": argparse.Namespace(lr=1)}, folder / "pytorch_model.bin")
+    assert main(export_args(folder, tmp_path / "o")) == 2
+    err = capsys.readouterr().err
+    assert "holds Python objects besides tensors" in err and "safetensors.torch.save_file" in err
+    assert "corrupt" not in err
+
+
+# ---- item 8: a YAML alias bomb as a profile ------------------------------------------------------------------
+
+
+def test_yaml_alias_bomb_profile_is_refused_without_echo(tiny_model_dir, tmp_path, capsys):
+    lines = ['a0: &a0 ["x","x","x","x","x","x","x","x","x"]']
+    lines += [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    lines.append("name: *a8")  # 9**9 = 387 million strings once expanded
+    (tmp_path / "bomb.yaml").write_text("\n".join(lines) + "\n")
+    args = ["export", "--model", str(tiny_model_dir), "--device", str(tmp_path / "bomb.yaml"), "--budget", "40ms"]
+    assert main([*args, "--formats", "torchscript", "--no-measure", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "expands to more than 100,000 values through YAML aliases" in err and len(err) < 600
+
+
+def test_huge_profile_values_are_cut_short_in_errors(tiny_model_dir, tmp_path, capsys):
+    (tmp_path / "p.yaml").write_text("name: ['" + "x" * 50_000 + "']\n")
+    args = ["export", "--model", str(tiny_model_dir), "--device", str(tmp_path / "p.yaml"), "--budget", "40ms"]
+    assert main([*args, "--formats", "torchscript", "--no-measure", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "field 'name' must be the device name" in err and len(err) < 400
+
+
+# ---- items 7 and 9: outputs that cannot be written -----------------------------------------------------------
+
+
+def test_out_where_no_folder_can_be_made(tiny_model_dir, tmp_path, capsys):
+    """`--out /proc/x`: before, FileNotFoundError from mkdtemp with a traceback (root passes the access check)."""
+    assert main(export_args(tiny_model_dir, Path("/proc/edgebert-x"))) == 2
+    err = capsys.readouterr().err
+    assert "cannot create --out /proc/edgebert-x" in err and "choose a folder you can write" in err
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        OSError(28, "No space left on device"),
+        RuntimeError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space..." })'),
+    ],
+    ids=["oserror", "safetensors-style"],
+)
+def test_full_disk_says_where_and_how_much(failure, made_export, tiny_model_dir, tmp_path, monkeypatch, capsys):
+    """A full disk in the middle of an export: a clear message, the previous export untouched, no staging left."""
+    from edgebert.registry import CONVERTERS
+
+    out = tmp_path / "exp"
+    shutil.copytree(made_export, out)
+    before = files_of(out)
+
+    def full(self, model, config, path):
+        Path(path).write_bytes(b"\0" * 3000)  # part of the file, as a real full disk leaves it
+        raise failure
+
+    monkeypatch.setattr(CONVERTERS.get("torchscript"), "convert", full)
+    assert main(export_args(tiny_model_dir, out, "--force")) == 2
+    err = capsys.readouterr().err
+    assert f"the disk holding {tmp_path.resolve()} is full" in err and "free now" in err and "Traceback" not in err
+    assert "more than the " in err and " KB it had written there" in err
+    assert files_of(out) == before and not list(tmp_path.glob(".exp.*"))
+
+
+def test_memory_in_terabytes_is_understood():
+    from edgebert.select.budget import parse_memory
+
+    assert parse_memory("1TB") == 1e6 and parse_memory("2TiB") == pytest.approx(2 * 1024**4 / 1e6)

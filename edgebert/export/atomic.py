@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from edgebert.disk import disk_full_message, is_disk_full
 from edgebert.errors import OutputError
 from edgebert.export.manifest import MANIFEST, SCHEMA, SUBNET_DIR
 
@@ -133,6 +134,10 @@ def sweep_stale(parent: Path, name: str) -> list[Path]:
     return removed
 
 
+def _size_of(folder: Path) -> int:
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
+
+
 def _publish(tmp: Path, out: Path) -> None:
     # mkdtemp makes 0700 folders; the published one gets the user's usual permissions.
     umask = os.umask(0)
@@ -155,13 +160,21 @@ def atomic_dir(out: Path, force: bool = False, proof: Proof = export_folder_proo
     if out.parent.is_dir():
         sweep_stale(out.parent, out.name)
     check_output_dir(out, force, proof)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # The PID in the name lets a later run tell a dead process's leftovers from a running export's.
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-{os.getpid()}-", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # The PID in the name lets a later run tell a dead process's leftovers from a running export's.
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-{os.getpid()}-", dir=out.parent))
+    except OSError as exc:  # /proc, a read-only mount, a full disk: the access check cannot see these
+        raise OutputError(
+            f"cannot create --out {out}: {exc.strerror or exc} in {out.parent}; choose a folder you can write"
+        ) from None
     try:
         yield tmp
         check_output_dir(out, force, proof)  # again: files may have been put there while we worked
         _publish(tmp, out)
-    except BaseException:
+    except BaseException as exc:
+        written = _size_of(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_disk_full(exc):
+            raise OutputError(disk_full_message(out.parent, written)) from None
         raise

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 from dataclasses import replace
 from pathlib import Path
 
@@ -225,6 +226,15 @@ def _read_weights(directory: Path) -> dict[str, torch.Tensor]:
             return load_file(str(st))
         if binf.exists():
             return torch.load(str(binf), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights_only" not in str(exc) and "Weights only load failed" not in str(exc):
+            raise ModelError(f"cannot read weights {binf}: {str(exc)[:200]}; the file looks corrupt") from None
+        raise ModelError(
+            f"{binf} holds Python objects besides tensors, which edgebert will not unpickle (unpickling can run "
+            "code). Convert it once, in an environment you trust: load it with torch.load(path, "
+            "weights_only=False), keep the tensors, and save them with safetensors.torch.save_file(state_dict, "
+            f"'{directory / 'model.safetensors'}')"
+        ) from None
     except Exception as exc:  # truncated or corrupt files surface here in many forms
         path = st if st.exists() else binf
         raise ModelError(
@@ -256,8 +266,25 @@ def _check_dir(directory: Path) -> Path:
     return directory
 
 
-def _load_state(model: Bert, state: dict[str, torch.Tensor], source: Path) -> Bert:
-    own = model.state_dict()
+def _config(source: Path, make) -> BertConfig:
+    """Parse a config, naming the file in any complaint about its fields."""
+    try:
+        return make()
+    except ModelError as exc:
+        raise ModelError(f"{source}: {exc}") from None
+
+
+def _build(config: BertConfig, state: dict[str, torch.Tensor], source: Path) -> Bert:
+    """Check the weights against the config's shapes on the meta device, then allocate.
+
+    A config that claims vocab_size 10**10 would otherwise ask torch for terabytes before any check."""
+    with torch.device("meta"):
+        expected = Bert(config)
+    _check_shapes(expected.state_dict(), state, source)
+    return _load_state(Bert(config), state, source)
+
+
+def _check_shapes(own: dict, state: dict[str, torch.Tensor], source: Path) -> None:
     missing = [k for k in own if k not in state]
     if missing:
         raise ModelError(
@@ -266,6 +293,11 @@ def _load_state(model: Bert, state: dict[str, torch.Tensor], source: Path) -> Be
     for k, v in own.items():
         if tuple(state[k].shape) != tuple(v.shape):
             raise ModelError(f"{source}: tensor {k} has shape {tuple(state[k].shape)}, config says {tuple(v.shape)}")
+
+
+def _load_state(model: Bert, state: dict[str, torch.Tensor], source: Path) -> Bert:
+    own = model.state_dict()
+    _check_shapes(own, state, source)
     model.load_state_dict({k: state[k].float() for k in own}, strict=True)
     return model.eval()
 
@@ -274,23 +306,24 @@ def from_pretrained(directory: str | Path) -> Bert:
     """Load a transformers BERT checkpoint folder (config.json + safetensors/bin) offline."""
     directory = _check_dir(Path(directory))
     hf = _read_json(directory / "config.json")
+    if not isinstance(hf, dict):
+        raise ModelError(f"{directory / 'config.json'} must be a JSON object of fields, got a {type(hf).__name__}")
     model_type = hf.get("model_type")
     if model_type != "bert":
         raise ModelError(
             f"{directory} holds a {model_type!r} model, not BERT; edgebert supports model_type 'bert' checkpoints"
         )
-    config = BertConfig.from_hf(hf)
+    config = _config(directory / "config.json", lambda: BertConfig.from_hf(hf))
     raw = _read_weights(directory)
     state = {}
     for name, tensor in raw.items():
         ours = _hf_name(name)
         if ours is not None:
             state[ours] = tensor
-    model = Bert(config)
     if config.task == "embedding":
         # Keep the pretrained pooler out of the model: sentence encoders mean-pool.
         state = {k: v for k, v in state.items() if not k.startswith("head.")}
-    return _load_state(model, state, directory)
+    return _build(config, state, directory)
 
 
 def load_model(directory: str | Path) -> Bert:
@@ -298,9 +331,10 @@ def load_model(directory: str | Path) -> Bert:
     directory = _check_dir(Path(directory))
     if not is_edgebert_dir(directory):
         return from_pretrained(directory)
-    config = BertConfig.from_dict(_read_json(directory / CONFIG_FILE))
+    path = directory / CONFIG_FILE
+    config = _config(path, lambda: BertConfig.from_dict(_read_json(path)))
     state = _read_weights(directory)
-    return _load_state(Bert(config), state, directory)
+    return _build(config, state, directory)
 
 
 def with_task_head(model: Bert, labels: tuple[str, ...]) -> Bert:

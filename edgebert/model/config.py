@@ -42,8 +42,22 @@ class BertConfig:
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "heads", tuple(int(h) for h in self.heads))
-        object.__setattr__(self, "ffn", tuple(int(n) for n in self.ffn))
+        # Types first: a config.json with "384" or 1e10 where a whole number belongs must be refused here,
+        # naming the field, not deep inside torch (issue 11 item 7).
+        for name, low in _WHOLE_FIELDS.items():
+            _whole(name, getattr(self, name), low)
+        for name in ("heads", "ffn"):
+            values = getattr(self, name)
+            if not isinstance(values, (list, tuple)):
+                raise ModelError(f"{name} must be a list of whole numbers (one per layer), got {_short(values)}")
+            for v in values:
+                _whole(f"{name}[]", v, 0)
+        for name in ("layer_norm_eps", "hidden_dropout", "attention_dropout"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+                raise ModelError(f"{name} must be a number in [0, 1), got {_short(v)}")
+        object.__setattr__(self, "heads", tuple(self.heads))
+        object.__setattr__(self, "ffn", tuple(self.ffn))
         object.__setattr__(self, "labels", tuple(self.labels))
         if not self.source_layers:
             object.__setattr__(self, "source_layers", tuple(range(len(self.heads))))
@@ -72,6 +86,11 @@ class BertConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "BertConfig":
+        if not isinstance(d, dict):
+            raise ModelError(f"the config must be a JSON object of fields, got a {type(d).__name__}")
+        missing = [k for k in ("vocab_size", "hidden_size", "heads", "ffn", "head_dim") if k not in d]
+        if missing:
+            raise ModelError(f"the config lacks {', '.join(missing)}; re-save the model with edgebert")
         d = dict(d)
         d.pop("format_version", None)
         known = set(cls.__dataclass_fields__)
@@ -79,6 +98,12 @@ class BertConfig:
 
     @classmethod
     def from_hf(cls, hf: dict) -> "BertConfig":
+        if not isinstance(hf, dict):
+            raise ModelError(f"config.json must be a JSON object of fields, got a {type(hf).__name__}")
+        for key in ("num_attention_heads", "num_hidden_layers", "hidden_size", "intermediate_size", "vocab_size"):
+            if key not in hf:
+                raise ModelError(f"config.json lacks {key}; is this a BERT checkpoint?")
+            _whole(key, hf[key], 1)
         n_heads, n_layers = hf["num_attention_heads"], hf["num_hidden_layers"]
         hidden = hf["hidden_size"]
         if hidden % n_heads:
@@ -112,6 +137,31 @@ class BertConfig:
             num_labels=len(labels) if is_cls else 0,
             labels=labels,
         )
+
+
+# Whole-number fields and their least value.
+_WHOLE_FIELDS = {
+    "vocab_size": 1,
+    "hidden_size": 1,
+    "head_dim": 1,
+    "max_position_embeddings": 1,
+    "type_vocab_size": 0,
+    "pad_token_id": 0,
+    "num_labels": 0,
+}
+
+
+def _short(value) -> str:
+    """A value as the user wrote it, cut short: a config can hold anything (never echo megabytes)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _whole(name: str, value, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ModelError(f"{name} must be a whole number, got {_short(value)} ({type(value).__name__})")
+    if value < low:
+        raise ModelError(f"{name} must be at least {low}, got {value}")
 
 
 def is_factorised(rows: int, cols: int, rank: int) -> bool:

@@ -12,6 +12,7 @@ import hashlib
 import math
 import os
 import re
+import reprlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -194,7 +195,7 @@ class _Reader:
         self.path = path
 
     def fail(self, where: str, expected: str, got=None) -> ProfileError:
-        shown = "" if got is None else f", got {got!r}"
+        shown = "" if got is None else f", got {_SHORT.repr(got)}"  # never echo a huge value back
         return ProfileError(f"{self.path}: field '{where}' must be {expected}{shown}")
 
     def get(self, d: dict, key: str, where: str, kind, expected: str, required: bool = True, default=None):
@@ -233,6 +234,30 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# A shipped profile holds ~300 values; an alias bomb (each level repeating the last nine times) would hold
+# billions once walked or printed, so a profile is refused past this many.
+_MAX_NODES = 100_000
+_SHORT = reprlib.Repr()  # keyword arguments only from Python 3.12
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlist = _SHORT.maxdict = 6
+_SHORT.maxlevel = 2
+
+
+def _expanded_size(value, budget: int) -> int:
+    """How many values `value` holds once every YAML alias is expanded, counting no further than budget + 1."""
+    count = 0
+    stack = [value]
+    while stack and count <= budget:
+        v = stack.pop()
+        count += 1
+        if isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return count
+
+
 def _load_yaml(path: Path) -> tuple[dict, str]:
     import yaml
 
@@ -246,6 +271,11 @@ def _load_yaml(path: Path) -> tuple[dict, str]:
         raise ProfileError(
             f"{path} is not valid YAML: {str(exc).splitlines()[0]}; fix the file or regenerate it"
         ) from None
+    if _expanded_size(doc, _MAX_NODES) > _MAX_NODES:
+        raise ProfileError(
+            f"{path} expands to more than {_MAX_NODES:,} values through YAML aliases (*name); a device profile "
+            "holds a few hundred: write the values out instead of nesting aliases"
+        )
     if not isinstance(doc, dict):
         raise ProfileError(
             f"{path}: a device profile must be a YAML mapping (name: ..., cpu: ...), got {type(doc).__name__}"
