@@ -269,7 +269,7 @@ def export(
         manifest = base_manifest(loaded.model_dir, loaded.full, sub, cfg.spec, rewiring, tok_files)
         manifest.update(extra_manifest or {})
         source_name = loaded.model_dir.name if loaded.model_dir.name != "model" else loaded.model_dir.parent.name
-        card = model_card(sub, loaded.tokenizer, name=f"{source_name} w{cfg.spec.width:g}-d{cfg.spec.depth:g}")
+        card = model_card(sub, loaded.tokenizer, name=f"{source_name} {cfg.spec.key}")
         for conv in converters:
             bar.step(f"{conv.name} {cfg.precision}: convert + verify")
             acfg = ArtifactConfig(conv.name, cfg.precision, cfg.seq_len, cfg.buckets)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from edgebert.model.bert import Bert
-from edgebert.model.spec import SubnetSpec, kept_count, kept_layers
+from edgebert.model.spec import SubnetSpec
 
 __all__ = ["dynamic_encode", "dynamic_forward", "grid"]
 
@@ -27,17 +27,16 @@ def dynamic_encode(model: Bert, input_ids, attention_mask, token_type_ids, spec:
     """(hidden states of sub-network `spec`: embedding output, then after each kept layer;
     the indices of the kept layers in the full model)."""
     c = model.config
-    spec.check_fits(c.heads, c.ffn)
+    plan = spec.plan(c.heads, c.ffn)  # uniform or per-layer (model/spec.py); checks that it fits
     if token_type_ids is None:
         token_type_ids = torch.zeros_like(input_ids)
     x = model.embeddings(input_ids, token_type_ids)
     bias = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
-    layers = kept_layers(spec.depth, c.num_layers)
     states = [x]
-    for i in layers:
-        x = model.layers[i](x, bias, heads=kept_count(spec.width, c.heads[i]), width=kept_count(spec.width, c.ffn[i]))
+    for i, heads, width in plan:
+        x = model.layers[i](x, bias, heads=heads, width=width)
         states.append(x)
-    return states, layers
+    return states, [i for i, _, _ in plan]
 
 
 def dynamic_forward(model: Bert, batch: dict, spec: SubnetSpec) -> tuple[torch.Tensor, list, list[int]]:

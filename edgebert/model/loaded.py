@@ -46,7 +46,7 @@ class Loaded:
 
     def for_slicing(self, spec: SubnetSpec, do_rewire: bool, progress: bool) -> tuple[Bert, dict | None]:
         """The model to slice: rewired once (if useful and not done before), then reused."""
-        if not do_rewire or spec.width >= 1.0 or _is_rewired(self.full):
+        if not do_rewire or not spec.narrows(self.full.config.heads, self.full.config.ffn) or _is_rewired(self.full):
             return self.full, None
         if self.rewired is None:
             self.rewired, self.rewiring = rewire(

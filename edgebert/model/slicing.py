@@ -11,7 +11,7 @@ from torch import nn
 from edgebert.model.bert import Bert
 from edgebert.model.exits import exit_state
 from edgebert.model.factorise import sliced_linear_state
-from edgebert.model.spec import SubnetSpec, kept_layers, subnet_config
+from edgebert.model.spec import SubnetSpec, subnet_config
 
 __all__ = ["slice_model"]
 
@@ -24,7 +24,7 @@ def _take(old: nn.Module, new: nn.Module, rows: torch.Tensor | None = None, cols
 def slice_model(model: Bert, spec: SubnetSpec) -> Bert:
     c = model.config
     config = subnet_config(c, spec)  # checks that spec fits
-    layers = kept_layers(spec.depth, c.num_layers)
+    layers = [i for i, _, _ in spec.plan(c.heads, c.ffn)]  # uniform or per-layer (model/spec.py)
     heads, ffn = config.heads, config.ffn
     new = Bert(config)
     state = {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith(("layers.", "exits."))}
