@@ -312,3 +312,22 @@ def test_memory_in_terabytes_is_understood():
     from edgebert.select.budget import parse_memory
 
     assert parse_memory("1TB") == 1e6 and parse_memory("2TiB") == pytest.approx(2 * 1024**4 / 1e6)
+
+
+def test_full_disk_for_real_on_a_small_tmpfs(made_export, tiny_model_dir, tmp_path, capsys):
+    """The same on a real 300 KB filesystem (needs root and mount rights; the monkeypatched tests above always run)."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (not root, or no mount rights in this container)")
+    try:
+        args = export_args(tiny_model_dir, disk / "o")
+        args[args.index("torchscript")] = "onnx"  # ~230 KB of ONNX + the vocab do not fit in 300 KB
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert f"the disk holding {disk} is full" in err and "Traceback" not in err
+        assert sorted(p.name for p in disk.iterdir()) == []
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
