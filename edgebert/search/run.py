@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Callable
 
-from edgebert.model.bert import BertConfig
+from edgebert.model.bert import Bert, BertConfig
+from edgebert.model.loaded import Loaded
 from edgebert.model.spec import SubnetSpec
 from edgebert.search.evolution import EvolutionConfig, Limits, Point, evolve, pareto_front
-from edgebert.search.quality import Estimates
+from edgebert.search.quality import Estimates, Measure, fit_predictor, proxy_measurer, sample_specs
 from edgebert.search.space import SearchSpace
 from edgebert.select.costs import costs
 from edgebert.select.profiles import DeviceProfile
+from edgebert.select.proxy import PROXY_SEQ_LEN, proxy_cache_dir, proxy_key, proxy_table, proxy_texts
 
-__all__ = ["Efficiency", "BudgetResult", "SearchResult", "search_budgets", "grid_best"]
+__all__ = ["Efficiency", "BudgetResult", "SearchResult", "search_budgets", "grid_best", "search_model"]
 
 
 @dataclass(frozen=True)
@@ -129,3 +132,41 @@ def _nothing_fits(space: SearchSpace, efficiency: Efficiency, lim: Limits) -> st
         f"nothing fits {lim.latency_ms:g} ms: the smallest configuration is predicted at {lat} "
         f"(p90 bound {lat.upper:.3g} ms); raise the budget, shorten --seq-len or add threads"
     )
+
+
+def search_model(
+    loaded: Loaded,
+    efficiency_of: Callable[[BertConfig], Efficiency],
+    limits: list[Limits],
+    measurer: Callable[[Bert], Measure] | None = None,
+    cfg: EvolutionConfig = EvolutionConfig(),
+    n_sample: int = 48,
+    confirm: int = 4,
+    progress: bool = False,
+) -> tuple[SearchResult, Estimates, str]:
+    """Search a loaded model (rewired first, as exports are) at several limits.
+
+    measurer(model) -> Measure: how quality is measured (e.g. dev-set accuracy); None: the embedding proxy
+    of select/proxy.py on its held-out calibration texts, cached per weights beside the proxy's grid table,
+    whose grid figures it starts from. Returns (result, estimates, what the quality figures are)."""
+    model, _ = loaded.for_slicing(_NARROW, True, progress)
+    space = SearchSpace.for_config(model.config)
+    if measurer is None:
+        texts = proxy_texts()
+        cache = proxy_cache_dir() / f"{proxy_key(loaded, texts)}.search.json"
+        measure = proxy_measurer(model, loaded.tokenizer, texts, PROXY_SEQ_LEN, cache)
+        est = Estimates(space, measure)
+        table, what = proxy_table(loaded, progress)
+        est.measured.update(
+            {k: (v, f"measured {s}") for k, (v, s) in table.items() if space.contains(SubnetSpec.from_key(k))}
+        )
+        what = f"{what}; per-layer configurations measured the same way, cached in {cache}"
+    else:
+        est, what = Estimates(space, measurer(model)), "measured by the given measure (see each figure's source)"
+    est.measure(sample_specs(space, n_sample, cfg.seed))
+    est.predictor = fit_predictor(space, est.measured, seed=cfg.seed)
+    result = search_budgets(space, est, efficiency_of(loaded.full.config), limits, cfg, confirm)
+    return result, est, what
+
+
+_NARROW = SubnetSpec(0.5, 1.0)  # any narrowing spec: asks for_slicing for the rewired model, as proxy_table does
