@@ -8,14 +8,14 @@ from edgebert.commands.text import fmt
 from edgebert.errors import BudgetError, UsageError
 from edgebert.model.loaded import load
 from edgebert.search.evolution import EvolutionConfig, Limits
+from edgebert.search.pick import bound_source, search_target
 from edgebert.search.run import Efficiency, SearchResult, search_model
 from edgebert.select.budget import parse_latency, parse_memory
-from edgebert.select.choose import allowed
-from edgebert.select.profiles import DeviceProfile, load_profile
+from edgebert.select.profiles import load_profile
 from edgebert.train.data import BUILTIN, load_data
 from edgebert.train.evaluate import measure as evaluate
 
-__all__ = ["parse_budgets", "run_search", "format_search", "search_target", "dev_measurer"]
+__all__ = ["parse_budgets", "run_search", "format_search", "dev_measurer", "rows"]
 
 
 def parse_budgets(text: str) -> list[float]:
@@ -24,15 +24,6 @@ def parse_budgets(text: str) -> list[float]:
     if not parts:
         raise UsageError(f"--budgets {text!r} names no budget; expected e.g. 10ms,20ms,40ms")
     return sorted(set(parse_latency(p) for p in parts))
-
-
-def search_target(profile: DeviceProfile, formats, quantize) -> tuple[str, str]:
-    """The (format, precision) searched: the first allowed format (the profile's preference), fp32 unless --quantize."""
-    formats, precisions = allowed(profile, formats, quantize)
-    for f in formats:
-        if precisions[f]:
-            return f, quantize or ("fp32" if "fp32" in precisions[f] else precisions[f][0])
-    raise UsageError(f"no format among {', '.join(formats)} can produce {quantize}")
 
 
 def dev_measurer(data: str, tokenizer, text_column: str = "text", label_column: str = "label"):
@@ -125,10 +116,10 @@ def rows(result: SearchResult, precision: str = "fp32") -> list[dict]:
             "spec": ch.spec.to_dict() if ch else None,
             "key": ch.spec.key if ch else None,
             "quality": ch.quality if ch else None,
-            "quality_source": _bound(ch.quality_source, precision) if ch else None,
+            "quality_source": bound_source(ch.quality_source, precision) if ch else None,
             "grid_quality": grid.quality if grid else None,
             "grid_spec": grid.spec.key if grid else None,
-            "grid_quality_source": _bound(grid.quality_source, precision) if grid else "no grid point fits",
+            "grid_quality_source": bound_source(grid.quality_source, precision) if grid else "no grid point fits",
             "predicted_latency_ms": ch.latency.value if ch else None,
             "predicted_latency_p90_bound_ms": ch.latency.upper if ch else None,
             "latency_source": ch.latency.source if ch else None,
@@ -139,10 +130,6 @@ def rows(result: SearchResult, precision: str = "fp32") -> list[dict]:
         }
         out.append(row)
     return out
-
-
-def _bound(source: str, precision: str) -> str:
-    return source if precision == "fp32" else f"upper bound, measured in fp32 not {precision}: {source}"
 
 
 def format_search(r: dict) -> str:

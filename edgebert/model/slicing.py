@@ -26,7 +26,8 @@ def slice_model(model: Bert, spec: SubnetSpec) -> Bert:
     config = subnet_config(c, spec)  # checks that spec fits
     layers = [i for i, _, _ in spec.plan(c.heads, c.ffn)]  # uniform or per-layer (model/spec.py)
     heads, ffn = config.heads, config.ffn
-    new = Bert(config)
+    with torch.device("meta"):  # shapes only: every tensor is assigned from the source below, none initialised
+        new = Bert(config)
     state = {k: v.detach().clone() for k, v in model.state_dict().items() if not k.startswith(("layers.", "exits."))}
     state.update(exit_state(model, layers))
     for new_i, old_i in enumerate(layers):
@@ -47,5 +48,5 @@ def slice_model(model: Bert, spec: SubnetSpec) -> Bert:
         for norm in ("attention.norm", "ffn.norm"):
             for name, t in old.get_submodule(norm).state_dict().items():
                 state[f"layers.{new_i}.{norm}.{name}"] = t.detach().clone()
-    new.load_state_dict(state, strict=True)
+    new.load_state_dict(state, strict=True, assign=True)
     return new.train(model.training)
