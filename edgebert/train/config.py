@@ -70,6 +70,9 @@ class TrainConfig:
     exits: str | None = None
     exit_kd_weight: float = 0.5  # RomeBERT's gamma: share of each exit's loss that is self-distillation
     exit_temperature: float = 2.0  # RomeBERT's distillation temperature T
+    # Sandwich rule (issue 17, BigNAS/OFA) in the width+depth stage: the largest and smallest sub-networks of
+    # the per-layer search space and N random ones per step, instead of DynaBERT's grid (0: the grid).
+    sandwich: int = 0
     resume: bool = False
     force: bool = False
     version: int = CONFIG_VERSION
@@ -95,6 +98,12 @@ class TrainConfig:
             raise UsageError("--exits trains classifiers at every layer; it needs --task classification")
         if not (0.0 <= self.exit_kd_weight <= 1.0) or self.exit_temperature <= 0:
             raise UsageError("exit_kd_weight must be in [0, 1] and exit_temperature > 0")
+        if isinstance(self.sandwich, bool) or not isinstance(self.sandwich, int) or self.sandwich < 0:
+            raise UsageError(
+                f"--sandwich takes a count of random configurations per step (>= 0), got {self.sandwich!r}"
+            )
+        if self.sandwich and self.exits is not None:
+            raise UsageError("--sandwich with --exits is not supported yet: exits are trained on DynaBERT's grid")
         if 1.0 not in self.widths or 1.0 not in self.depths:
             raise UsageError("--widths and --depths must include 1.0 (the full model is the depth stage's teacher)")
 

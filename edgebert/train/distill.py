@@ -10,13 +10,16 @@ cosine + MSE on sentence embeddings. Gradients of all sub-networks accumulate be
 
 from __future__ import annotations
 
+import random
+
 import torch
 import torch.nn.functional as F
 
 from edgebert.model.dynamic import dynamic_forward
 from edgebert.model.spec import SubnetSpec
+from edgebert.search.space import SearchSpace
 
-__all__ = ["teacher_step", "width_step", "depth_step"]
+__all__ = ["teacher_step", "width_step", "depth_step", "sandwich_step"]
 
 
 def _soft_ce(student_logits, teacher_logits):
@@ -72,7 +75,10 @@ def width_step(cfg, acc, exits=None):
 
 
 def depth_step(cfg, acc, exits=None):
-    """Every width × depth; the teacher is the width-adaptive model at the same width, full depth."""
+    """Every width × depth; the teacher is the width-adaptive model at the same width, full depth.
+    With cfg.sandwich: the sandwich rule instead (sandwich_step)."""
+    if cfg.sandwich:
+        return sandwich_step(cfg, acc)
 
     def step(student, teacher, batch):
         total, n = 0.0, 0
@@ -84,5 +90,33 @@ def depth_step(cfg, acc, exits=None):
                 loss = _output_loss(cfg.task, out, t_out) + _hidden_loss(states, layers, t_states)
                 total, n = total + _backward(acc, exits, student, loss, out, states, layers, batch), n + 1
         return total / n
+
+    return step
+
+
+def sandwich_step(cfg, acc):
+    """The sandwich rule (BigNAS, OFA) over the per-layer search space (search/space.py), so that the
+    non-uniform sub-networks `edgebert search` picks are trained, not only sliced: each step, the largest,
+    the smallest and cfg.sandwich random configurations, each against the width-adaptive model at full
+    width and depth, hidden states matched at the kept layers; gradients accumulate before the one step."""
+    spaces = {}
+
+    def step(student, teacher, batch):
+        c = student.config
+        space = spaces.setdefault(c, SearchSpace.for_config(c))
+        # Drawn from the seed and the batch, not from a running generator: a resumed run draws what the
+        # uninterrupted one drew at the same step.
+        ids = batch["input_ids"]
+        rng = random.Random(f"{cfg.seed}-{tuple(ids.shape)}-{int(ids.sum())}-{int((ids * ids).sum())}")
+        with torch.no_grad():
+            t_out, t_states, _ = dynamic_forward(teacher, batch, SubnetSpec(1.0, 1.0))
+        specs = [SubnetSpec(1.0, 1.0), space.spec(space.smallest())]
+        specs += [space.spec(space.sample(rng)) for _ in range(cfg.sandwich)]
+        total = 0.0
+        for spec in specs:
+            out, states, layers = dynamic_forward(student, batch, spec)
+            loss = _output_loss(cfg.task, out, t_out) + _hidden_loss(states, layers, t_states)
+            total += _backward(acc, None, student, loss, out, states, layers, batch)
+        return total / len(specs)
 
     return step
