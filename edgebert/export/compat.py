@@ -4,7 +4,11 @@ Each artifact's bytes are first checked against the manifest (size, sha256): a f
 judged. Then every runtime an app might ship runs it on the parity sentences beside the sliced PyTorch model
 kept in `subnet/`: the format's own runtime (ONNX Runtime, ai-edge-litert, torch for TorchScript) with
 edgebert's tokenization, and MediaPipe Tasks (for .tflite) with its own tokenization from the vocabulary
-packed in the file, through the isolated environment named by EDGEBERT_MEDIAPIPE_PYTHON.
+packed in the file, through the isolated environment named by EDGEBERT_MEDIAPIPE_PYTHON. Older releases
+apps still ship (ai-edge-litert 1.4, tflite-runtime 2.14, onnxruntime 1.15 and 1.18) run in their own venvs
+(export/isolated.py); a release that refuses a file says why (the op and version, or the ONNX IR version it
+reads). Each .onnx also gets an ORT Mobile verdict (export/ort_mobile.py): converted to ORT format, loaded
+back, and its kernels compared with the reduced pre-built package's op set.
 """
 
 from __future__ import annotations
@@ -16,18 +20,24 @@ import torch
 
 from edgebert.artifact import ArtifactConfig
 from edgebert.errors import RunnerError
+from edgebert.export.isolated import ISOLATED, NOT_INSTALLED, IsolatedSession, explain, isolated_python
 from edgebert.export.manifest import SUBNET_DIR, mismatches, read_manifest, write_manifest
 from edgebert.export.mediapipe_env import ENV_VAR, mediapipe_python, run_mediapipe
+from edgebert.export.ort_mobile import ort_mobile
 from edgebert.export.verify import PARITY_TEXTS, verify
 from edgebert.hashing import now_iso
 from edgebert.model.bert import load_model
 from edgebert.model.tokenizer import INPUT_NAMES, encode, load_tokenizer
 from edgebert.registry import CONVERTERS
 
-__all__ = ["RUNTIMES", "compat", "mediapipe_parity", "NOT_CHECKED_MEDIAPIPE"]
+__all__ = ["RUNTIMES", "compat", "mediapipe_parity", "NOT_CHECKED_MEDIAPIPE", "NOT_INSTALLED"]
 
-# Which runtimes are tried per format; the first is the one export verified with.
-RUNTIMES = {"onnx": ("onnxruntime",), "tflite": ("ai-edge-litert", "mediapipe"), "torchscript": ("torch",)}
+# Which runtimes are tried per format; the first is the one export verified with; then the isolated releases.
+RUNTIMES = {
+    "onnx": ("onnxruntime", *(n for n, r in ISOLATED.items() if r.format == "onnx")),
+    "tflite": ("ai-edge-litert", "mediapipe", *(n for n, r in ISOLATED.items() if r.format == "tflite")),
+    "torchscript": ("torch",),
+}
 NOT_CHECKED_MEDIAPIPE = f"not checked: set {ENV_VAR}"
 
 
@@ -42,22 +52,40 @@ def _row(a: dict, runtime: str, status: str, **more) -> dict:
     }
 
 
-def _own_runtime(folder: Path, a: dict, runtime: str, reference, tokenizer) -> dict:
+def _parity(a: dict, loaded, reference, tokenizer) -> dict:
+    """{status, agrees, figures} of a loaded runtime against the PyTorch reference, at the artifact's tolerance."""
+    conv = CONVERTERS.get(a["format"])()
+    figures = verify(reference, loaded, tokenizer, conv, ArtifactConfig(a["format"], a["precision"], a["seq_len"]))
+    status = "ok" if figures["passed"] else "disagrees"
+    return {"status": status, "loads": True, "agrees": figures["passed"], **_figures(figures)}
+
+
+def _own_runtime(path: Path, a: dict, reference, tokenizer) -> dict:
+    """The format's runtime in edgebert's environment loads `path` (the artifact, or its .ort) and agrees?"""
     conv = CONVERTERS.get(a["format"])()
     try:
-        loaded = conv.load(folder / a["file"], threads=1)
+        loaded = conv.load(path, threads=1)
     except Exception as exc:  # the verdict: this runtime cannot load it
-        return _row(a, runtime, "does not load", loads=False, agrees=None, error=f"{type(exc).__name__}: {exc}")
-    figures = verify(reference, loaded, tokenizer, conv, ArtifactConfig(a["format"], a["precision"], a["seq_len"]))
-    return _row(
-        a,
-        runtime,
-        "ok" if figures["passed"] else "disagrees",
-        loads=True,
-        agrees=figures["passed"],
-        version=conv.runtime_version(),
-        **_figures(figures),
-    )
+        return {"status": "does not load", "loads": False, "agrees": None, "error": f"{type(exc).__name__}: {exc}"}
+    return {**_parity(a, loaded, reference, tokenizer), "version": conv.runtime_version()}
+
+
+def _isolated(folder: Path, a: dict, name: str, reference, tokenizer) -> dict:
+    rt = ISOLATED[name]
+    if isolated_python(rt) is None:
+        return _row(a, name, NOT_INSTALLED, loads=None, agrees=None, setup=f"set {rt.env_var}")
+    try:
+        with IsolatedSession(rt, folder / a["file"]) as session:
+            if not session.loaded:
+                why = explain(session.error, name)
+                return _row(a, name, "does not load", loads=False, agrees=None, error=session.error, **why)
+            try:
+                figures = _parity(a, session, reference, tokenizer)
+            except RunnerError as exc:  # loads, then fails or crashes on the first input: also a verdict
+                return _row(a, name, "does not run", loads=True, agrees=None, error=str(exc))
+            return _row(a, name, version=session.version, **figures)
+    except RunnerError as exc:
+        return _row(a, name, f"not checked: the {name} environment failed", loads=None, agrees=None, error=str(exc))
 
 
 def _figures(f: dict) -> dict:
@@ -125,9 +153,20 @@ def compat(folder: str | Path, *, write: bool = True) -> dict:
                 rows.append(_row(a, runtime, "not checked: " + "; ".join(bad), loads=None, agrees=None))
             elif runtime == "mediapipe":
                 rows.append(_mediapipe(folder, a, reference, tokenizer))
+            elif runtime in ISOLATED:
+                rows.append(_isolated(folder, a, runtime, reference, tokenizer))
             else:
-                rows.append(_own_runtime(folder, a, runtime, reference, tokenizer))
-    table = {"checked_at": now_iso(), "texts": len(PARITY_TEXTS), "rows": rows}
+                rows.append(_row(a, runtime, **_own_runtime(folder / a["file"], a, reference, tokenizer)))
+    mobile = [
+        {
+            "file": a["file"],
+            "precision": a["precision"],
+            **ort_mobile(folder / a["file"], lambda p, a=a: _own_runtime(p, a, reference, tokenizer)),
+        }
+        for a in manifest["artifacts"]
+        if a["format"] == "onnx" and not any(p.startswith(a["file"] + " ") for p in changed)
+    ]
+    table = {"checked_at": now_iso(), "texts": len(PARITY_TEXTS), "rows": rows, "ort_mobile": mobile}
     if write and not changed:
         manifest["compatibility"] = table
         write_manifest(folder, manifest)

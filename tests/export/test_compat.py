@@ -7,7 +7,8 @@ import json
 import pytest
 
 from edgebert.cli import main
-from edgebert.export.compat import NOT_CHECKED_MEDIAPIPE, RUNTIMES, compat
+from edgebert.export.compat import NOT_CHECKED_MEDIAPIPE, NOT_INSTALLED, RUNTIMES, compat
+from edgebert.export.isolated import ISOLATED, isolated_python
 from edgebert.export.mediapipe_env import ENV_VAR
 from edgebert.export.pipeline import ExportConfig, export
 from edgebert.model.spec import SubnetSpec
@@ -25,8 +26,16 @@ def folder(tmp_path_factory):
     return out
 
 
+ALL_INSTALLED = all(isolated_python(r) is not None for r in ISOLATED.values())
+needs_envs = pytest.mark.skipif(
+    not ALL_INSTALLED, reason="an isolated runtime (older LiteRT or ONNX Runtime venv) is not installed: see .ci/run"
+)
+
+
 def test_every_runtime_of_every_artifact(folder, monkeypatch):
     monkeypatch.delenv(ENV_VAR, raising=False)
+    for rt in ISOLATED.values():
+        monkeypatch.delenv(rt.env_var, raising=False)
     result = compat(folder)
     table = {(r["file"], r["runtime"]): r for r in result["rows"]}
     assert set(table) == {
@@ -34,15 +43,39 @@ def test_every_runtime_of_every_artifact(folder, monkeypatch):
         ("model.tflite", "ai-edge-litert"),
         ("model.tflite", "mediapipe"),
         ("model.pt", "torch"),
+        *((f"model.{rt.format}", name) for name, rt in ISOLATED.items()),
     }
     for (_, runtime), row in table.items():
         if runtime == "mediapipe":
             assert row["status"] == NOT_CHECKED_MEDIAPIPE and row["loads"] is None
+        elif runtime in ISOLATED:
+            assert row["status"] == NOT_INSTALLED and row["loads"] is None
         else:
             assert row["status"] == "ok" and row["loads"] and row["argmax_agreement"] == 1.0
     assert result["exit_code"] == 0 and result["written"]
     assert json.loads((folder / "manifest.json").read_text())["compatibility"]["rows"] == result["rows"]
     assert set(RUNTIMES) == {"onnx", "tflite", "torchscript"}
+    (mobile,) = result["ort_mobile"]  # converted and checked in edgebert's onnxruntime; no package op set here
+    assert mobile["ort_parity"]["status"] == "ok" and mobile["reduced_package"]["status"].startswith("not checked")
+
+
+@needs_envs
+def test_older_runtimes_load_or_say_why_not(folder):
+    result = compat(folder, write=False)
+    rows = {r["runtime"]: r for r in result["rows"]}
+    old = rows["onnxruntime==1.15.0"]  # the oldest cp311 wheel: reads ONNX IR up to 9, edgebert writes 10
+    assert old["status"] == "does not load" and old["ir_version"] == 10 and "IR versions up to 9" in old["why"]
+    for name in ("onnxruntime==1.18.0", "ai-edge-litert==1.4.0", "tflite-runtime==2.14.0"):
+        row = rows[name]
+        assert row["status"] == "ok", row
+        assert row["version"] == ISOLATED[name].version and row["argmax_agreement"] == 1.0
+        assert row["max_abs_diff"] < 1e-4 and row["n_inputs"] >= 8
+    (mobile,) = result["ort_mobile"]
+    assert mobile["ort_parity"]["status"] == "ok" and mobile["ort_bytes"] > 0
+    reduced = mobile["reduced_package"]  # onnxruntime-mobile's op set: ONNX opsets 12-15
+    assert reduced["status"] == "needs kernels or types it lacks" and max(reduced["opsets"]) == 15
+    assert reduced["missing_kernels"] and set(reduced["missing_kernels"]) <= set(mobile["required_kernels"])
+    assert "--include_ops_by_config" in mobile["verdict"] and "full ORT Mobile packages" in mobile["verdict"]
 
 
 def test_changed_file_is_not_judged(folder, tmp_path, monkeypatch, capsys):
