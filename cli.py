@@ -18,7 +18,7 @@ from edgebert.artifact import PRECISIONS, parse_seq_lens
 from edgebert.commands.options import runner_options
 from edgebert.commands.profiles import format_profile, format_profiles_table, profiles
 from edgebert.errors import EXIT_CODES, EdgebertError, UsageError
-from edgebert.export.runtimes import APP_RUNTIMES, formats_for
+from edgebert.export.runtimes import APP_RUNTIMES
 from edgebert.registry import CONVERTERS
 from edgebert.runtime.policy import parse_policy
 
@@ -183,9 +183,6 @@ def export(as_json, **kw):
     from edgebert.commands.export import format_export_summary, measurement_error, run_export  # heavy: torch
 
     options = _options(kw)
-    runtime = kw.pop("runtime")
-    if runtime is not None:
-        kw["formats"] = formats_for(runtime, kw["formats"], kw["quantize"])
     say = lambda text: click.echo(f"edgebert: {text}", err=True)  # noqa: E731
     summary = run_export(**kw, options=options, progress=_progress(as_json), say=say)
     _print(summary, as_json, format_export_summary)

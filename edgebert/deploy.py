@@ -7,11 +7,12 @@ the CLI or the build config); nothing here parses a string.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from edgebert.bench import target_measurer
 from edgebert.export.pipeline import ExportConfig, export
 from edgebert.export.report import write_report
+from edgebert.export.runtimes import APP_RUNTIMES, formats_for, profile_runtime
 from edgebert.model.loaded import Loaded, load
 from edgebert.runners import RunnerOptions, Target, parse_target
 from edgebert.runners.interface import DEFAULT_TIMEOUT_S
@@ -33,6 +34,7 @@ class DeviceExport:
     model: str | None = None
     formats: tuple[str, ...] | None = None  # None: the chosen candidate's format
     quantize: str | None = None  # None: the selector chooses
+    app_runtime: str | None = None  # the runtime the app ships (None: the profile's, if it names one)
     seq_len: int = 128  # the length the budget applies to: the largest bucket when there are buckets
     buckets: tuple[int, ...] = ()  # --seq-len 32,64,128: one TFLite signature per length, each predicted
     threads: int | None = None  # None: the profile's default
@@ -58,11 +60,25 @@ def device_export(req: DeviceExport, progress: bool = True, loaded: Loaded | Non
     """
     profile, budget = req.profile, req.budget
     threads = req.threads or profile.default_threads
+    # Only what the app's runtime loads (export/runtimes.py): its formats, and its precisions for the selector.
+    app_runtime = req.app_runtime or profile_runtime(profile)
+    if app_runtime is not None:
+        req = replace(req, formats=formats_for(app_runtime, req.formats, req.quantize))
+    loadable = APP_RUNTIMES[app_runtime].precisions if app_runtime is not None else None
     loaded = loaded or load(req.model)
     quality, quality_source = quality_for(loaded, progress)
     quantized = QuantizedQuality(loaded, quality, progress)  # int8/fp16 figures, measured as the selector asks
     selection = choose(
-        loaded.full.config, profile, budget, quality, req.formats, req.quantize, req.seq_len, threads, quantized
+        loaded.full.config,
+        profile,
+        budget,
+        quality,
+        req.formats,
+        req.quantize,
+        req.seq_len,
+        threads,
+        quantized,
+        loadable=loadable,
     )
     ch = selection.chosen
     out = req.out or req.default_out
@@ -91,6 +107,13 @@ def device_export(req: DeviceExport, progress: bool = True, loaded: Loaded | Non
         },
         "selection": selection_section(selection, quality_source),
     }
+    if app_runtime is not None:
+        extra["app_runtime"] = {
+            "name": app_runtime,
+            "from": "--runtime" if req.app_runtime else f"profile {profile.name}",
+            "formats": list(req.formats),
+            "precisions": list(loadable),
+        }
     predict = predictor(profile, loaded.full.config, req.seq_len, threads)
     per_bucket = {n: predictor(profile, loaded.full.config, n, threads) for n in req.buckets}
 

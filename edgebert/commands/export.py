@@ -13,6 +13,7 @@ from edgebert.deploy import DeviceExport, device_export
 from edgebert.errors import RunnerError, UsageError
 from edgebert.export.pipeline import ExportConfig, export
 from edgebert.export.record import measurement_failures
+from edgebert.export.runtimes import formats_for
 from edgebert.model.spec import SubnetSpec
 from edgebert.runners import RunnerOptions, parse_target
 from edgebert.runners.interface import DEFAULT_TIMEOUT_S
@@ -53,11 +54,14 @@ def run_export(
     say=None,
     early_exit: Policy | None = None,
     max_quality_drop: float | None = None,
+    runtime: str | None = None,
 ) -> dict:
     """`edgebert export`: a given --width/--depth, or the sub-network the selector picks for --device.
 
     `--device host` on a machine its fit was not made on first calibrates this machine (about a minute,
-    cached; `say` reports it) unless no_calibrate, which keeps the shipped fit with its widened error."""
+    cached; `say` reports it) unless no_calibrate, which keeps the shipped fit with its widened error.
+    `runtime` (--runtime; with --device, else the profile's `runtime:` when it names one) keeps to the formats
+    and precisions that runtime loads (export/runtimes.py)."""
     lengths = ExportConfig.lengths_fields(seq_len)  # --seq-len: one length, or buckets ending at the largest
     _check_quality_drop(max_quality_drop, quantize)
     seq_len = lengths["seq_len"]
@@ -98,6 +102,7 @@ def run_export(
             options=options or RunnerOptions(),
             timeout_s=timeout,
             max_quality_drop=max_quality_drop,
+            app_runtime=runtime,
         )
         manifest, folder = device_export(req, progress=progress)
         return {**export_summary(manifest, folder), "host_calibration": calibration}
@@ -107,6 +112,8 @@ def run_export(
         raise UsageError("--budget/--memory need --device (the profile whose latency model predicts the budget)")
     if target is not None:
         raise UsageError("--target needs --device (use `edgebert bench OUT --target ...` to measure an export)")
+    if runtime is not None:
+        formats = formats_for(runtime, formats, quantize or "fp32")
     spec = SubnetSpec(1.0 if width is None else width, 1.0 if depth is None else depth)
     cfg = ExportConfig(
         out=out or _default_out(model, spec),

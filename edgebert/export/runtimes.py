@@ -2,16 +2,22 @@
 
 Measured with the parity sentences (and 50 Rotten Tomatoes reviews for MediaPipe) on MiniLM w0.5-d0.5:
 MediaPipe Tasks 0.10.21 loads edgebert's fp32, fp16 and int8 .tflite files (weights inside the flatbuffer,
-as edgebert writes them; see converters/tflite_metadata.py) and no other format.
+as edgebert writes them; see converters/tflite_metadata.py) and no other format. The older releases are
+checked in their own venvs (export/isolated.py); what they load was measured with `edgebert compat` on fp32,
+fp16 and int8 exports of a tiny classifier (commit ba20e0a).
+
+A device profile names the runtime its apps ship in `runtime:`, as one of these names (`runtime: mediapipe`,
+`runtime: tflite-runtime==2.14.0`); a value in words ('LiteRT with the XNNPACK delegate') only describes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgebert.errors import UsageError
+from edgebert.errors import ProfileError, UsageError
+from edgebert.export.isolated import ISOLATED
 
-__all__ = ["AppRuntime", "APP_RUNTIMES", "formats_for"]
+__all__ = ["AppRuntime", "APP_RUNTIMES", "formats_for", "profile_runtime"]
 
 
 @dataclass(frozen=True)
@@ -20,6 +26,11 @@ class AppRuntime:
     formats: tuple[str, ...]  # formats it loads
     precisions: tuple[str, ...] = ("fp32", "fp16", "int8")
     checked_by: str = ""  # how `edgebert compat` checks it
+    cannot: str = ""  # measured: what edgebert makes that it does not load, or loads and gets wrong
+
+
+def _isolated(name: str, formats: tuple[str, ...], **kw) -> AppRuntime:
+    return AppRuntime(name, formats, checked_by=f"{name} in its own venv ({ISOLATED[name].env_var})", **kw)
 
 
 APP_RUNTIMES = {
@@ -29,6 +40,21 @@ APP_RUNTIMES = {
         AppRuntime("mediapipe", ("tflite",), checked_by="MediaPipe Tasks 0.10.21 via EDGEBERT_MEDIAPIPE_PYTHON"),
         AppRuntime("onnxruntime", ("onnx",), checked_by="onnxruntime in edgebert's environment"),
         AppRuntime("torch", ("torchscript",), checked_by="torch.jit.load in edgebert's environment"),
+        _isolated("ai-edge-litert==1.4.0", ("tflite",)),
+        _isolated(
+            "tflite-runtime==2.14.0",
+            ("tflite",),
+            precisions=("fp32", "fp16"),
+            cannot="it loads edgebert's int8 .tflite but computes something else (measured: min cosine -0.994 "
+            "against PyTorch, argmax agreement 0/8 on the parity sentences)",
+        ),
+        _isolated(
+            "onnxruntime==1.15.0",
+            (),
+            cannot="edgebert's .onnx files are ONNX IR version 10 (opset 20), which onnxruntime reads from 1.18.0 on "
+            "(measured: 1.15.0, 1.16.3 and 1.17.0 refuse them)",
+        ),
+        _isolated("onnxruntime==1.18.0", ("onnx",)),
     )
 }
 
@@ -38,8 +64,11 @@ def formats_for(runtime: str, formats: tuple[str, ...] | None, precision: str | 
     if runtime not in APP_RUNTIMES:
         raise UsageError(f"unknown runtime {runtime!r}; choose from: {', '.join(APP_RUNTIMES)}")
     rt = APP_RUNTIMES[runtime]
+    if not rt.formats:
+        raise UsageError(f"{runtime} loads no artifact edgebert makes: {rt.cannot}; target a newer release")
     if precision is not None and precision not in rt.precisions:
-        raise UsageError(f"{runtime} loads no {precision} recipe edgebert makes; use {', '.join(rt.precisions)}")
+        why = f" ({rt.cannot})" if rt.cannot else ""
+        raise UsageError(f"{runtime} loads no {precision} recipe edgebert makes{why}; use {', '.join(rt.precisions)}")
     if formats is None:
         return rt.formats
     unloadable = [f for f in formats if f not in rt.formats]
@@ -49,3 +78,16 @@ def formats_for(runtime: str, formats: tuple[str, ...] | None, precision: str | 
             f"(drop --formats, or use --formats {','.join(rt.formats)})"
         )
     return formats
+
+
+def profile_runtime(profile) -> str | None:
+    """The app runtime a device profile names in `runtime:` (one word), or None for a description in words."""
+    text = (profile.runtime or "").strip()
+    if not text or any(c.isspace() for c in text):
+        return None
+    if text not in APP_RUNTIMES:
+        raise ProfileError(
+            f"profile {profile.name} ({profile.path}): runtime {text!r} is not a runtime edgebert checks; use one of "
+            f"{', '.join(APP_RUNTIMES)}, or describe the runtime in words (then it selects nothing)"
+        )
+    return text

@@ -21,15 +21,18 @@ __all__ = ["allowed", "choose", "measured_quality", "selection_section", "predic
 QuantizedQuality = Callable[[SubnetSpec, str, str], "tuple[float, str] | None"]
 
 
-def allowed(profile: DeviceProfile, formats, quantize) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
-    """The formats to consider (given, else the profile's that edgebert can write) and each one's precisions."""
+def allowed(
+    profile: DeviceProfile, formats, quantize, loadable: tuple[str, ...] | None = None
+) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    """The formats to consider (given, else the profile's that edgebert can write) and each one's precisions;
+    `loadable`: only these precisions (those the app's runtime loads, export/runtimes.py)."""
     formats = tuple(formats) if formats else tuple(f for f in profile.formats if f in CONVERTERS.names())
     if not formats:
         raise UsageError(f"profile {profile.name} prefers no format edgebert can write; pass --formats")
     precisions = {}
     for f in formats:
         have = CONVERTERS.get(f).precisions
-        precisions[f] = tuple(p for p in have if quantize in (None, p))
+        precisions[f] = tuple(p for p in have if quantize in (None, p) and (loadable is None or p in loadable))
     if not any(precisions.values()):
         raise UsageError(f"no format among {', '.join(formats)} can produce {quantize}")
     return formats, precisions
@@ -45,11 +48,12 @@ def choose(
     seq_len: int,
     threads: int,
     quantized: QuantizedQuality | None = None,
+    loadable: tuple[str, ...] | None = None,
 ) -> Selection:
     """Enumerate, predict, measure the quantized candidates that could win, and select.
 
     Raises BudgetError (exit 3) when nothing fits."""
-    formats, precisions = allowed(profile, formats, quantize)
+    formats, precisions = allowed(profile, formats, quantize, loadable)
     cands = []
     for f in formats:
         if precisions[f]:
