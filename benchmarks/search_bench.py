@@ -1,0 +1,213 @@
+"""Per-layer search vs DynaBERT's uniform grid (issue 17): quality at equal predicted budget, and the latency
+model's error on non-uniform sub-networks.
+
+    python benchmarks/search_bench.py                                  # host and pixel6, 5 budgets each
+    python benchmarks/search_bench.py --devices host --budgets 5 --population 24 --generations 8
+    python benchmarks/search_bench.py --latency-check 10               # + 10 random per-layer configs timed here
+    python benchmarks/search_bench.py --devices none --latency-check 10  # the latency check alone
+
+On the packaged MiniLM with the embedding proxy as quality (select/proxy.py: mean cosine of the sub-network's
+sentence embedding to the full model's on 88 held-out calibration texts; no labels), for each device the
+budgets are spread geometrically from 0.8x the fastest grid point's p90 bound to the slowest one's, and
+`edgebert search`'s code (search/run.py: search_model) runs once for all of them at the profile's preferred
+format, fp32, sequence 128 and default threads. Per budget it prints the best uniform grid point within the
+budget (grid quality, measured), the searched choice (search quality, measured: the search ranks by a ridge
+predictor and measures its best before choosing), and both predicted latencies (p90 bound, ms).
+
+--latency-check N: N random per-layer configurations (seeded) and the grid points are exported to TorchScript
+fp32, timed in this process at 1 thread and 128 tokens (quietest of 3 rounds' medians: other engineers share
+these cores and only add time), and compared with the host profile's predictions for them, as shipped and
+refitted here on the grid points alone: the refit's median |relative error| on the non-uniform ones, which it
+never saw, is what issue 17 item 5 asks about (target <= 10%).
+
+Measured 2026-11-30 on this 2-core machine shared with other engineers (load average 8.6-9.3), quality by
+the proxy (measured), latency predicted by the shipped profiles (fp32; host onnx 1 thread, pixel6 tflite 4):
+`python benchmarks/search_bench.py --latency-check 10`
+  host    budget 4.38 / 7.64 / 13.3 / 23.2 / 40.5 ms: grid -, 0.2927, 0.4986, 0.6767, 0.9071;
+          search 0.3357, 0.4332, 0.6512, 0.7730, 0.9730 (+14.0, +15.3, +9.6, +6.6 pt where the grid has a point)
+  pixel6  budget 6.3 / 11 / 19.2 / 33.6 / 58.8 ms: grid -, 0.2927, 0.4986, 0.6767, 0.9071;
+          search 0.3357, 0.4530, 0.6517, 0.7599, 0.9730 (+16.0, +15.3, +8.3, +6.6 pt)
+  search 69 s on host (rewiring + 68 proxy measurements, partly read from an earlier run's cache), 16 s on
+  pixel6 (measurements cached by the host run). Predictor: Spearman 0.958 on 12 held-out configurations.
+  Caveat: the proxy is the cosine to the full model's final embedding, which rewards keeping the last layer
+  (DynaBERT's depth rule drops it: layers 0, 2, 4 at d0.5); every searched choice keeps layer 5. The gains
+  are on that proxy, not on a task's accuracy.
+`python benchmarks/search_bench.py --devices none --latency-check 10` (load average 9.0): the shipped host
+  fit (made on another machine) under-predicts here by 62-76% on every configuration alike; refitted on the
+  12 grid points, its median |error| is 6.0% on them and 12.7% (p90 23.0%) on 10 random per-layer
+  configurations it never saw, all under-predicted by 8-24%: the 10% target is not met on this machine.
+
+Targets (issue 17): search >= best uniform at every budget and >= 1 pt better at two of five; search time
+<= 2 min per device on 2 cores; latency-model median error on non-uniform sub-networks <= 10% on host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from fit_host import _inputs, _times_ms, quiet_p50  # noqa: E402
+
+from edgebert.model.loaded import load  # noqa: E402
+from edgebert.model.slicing import slice_model  # noqa: E402
+from edgebert.model.spec import SubnetSpec  # noqa: E402
+from edgebert.search.evolution import EvolutionConfig, Limits  # noqa: E402
+from edgebert.search.pick import search_target  # noqa: E402
+from edgebert.search.run import Efficiency, search_model  # noqa: E402
+from edgebert.search.space import SearchSpace  # noqa: E402
+from edgebert.select.costs import costs  # noqa: E402
+from edgebert.select.latency import Measurement, fit  # noqa: E402
+from edgebert.select.profiles import load_profile  # noqa: E402
+
+SEQ = 128
+
+
+def budgets_for(space: SearchSpace, eff: Efficiency, memory_mb: float, n: int) -> list[float]:
+    uppers = []
+    for s in space.grid():
+        lat, mem = eff(s)
+        if lat is not None and (mem is None or mem.upper <= memory_mb):
+            uppers.append(lat.upper)
+    return [float(f"{x:.3g}") for x in np.geomspace(0.8 * min(uppers), max(uppers), n)]
+
+
+def run_device(loaded, device: str, n_budgets: int, cfg: EvolutionConfig, sample: int) -> list[dict]:
+    profile = load_profile(device)
+    fmt, precision = search_target(profile, None, None)
+    threads = profile.default_threads
+    eff = Efficiency(profile, loaded.full.config, fmt, precision, SEQ, threads)
+    budgets = budgets_for(SearchSpace.for_config(loaded.full.config), eff, profile.model_memory_mb, n_budgets)
+    t0 = time.perf_counter()
+    result, est, _ = search_model(
+        loaded,
+        lambda config: eff,
+        [Limits(b, profile.model_memory_mb) for b in budgets],
+        cfg=cfg,
+        n_sample=sample,
+    )
+    seconds = time.perf_counter() - t0
+    p = est.predictor
+    print(
+        f"\n{device}: {fmt}/{precision}, {threads} thread(s), seq {SEQ}; search {seconds:.0f} s "
+        f"(rewiring and measuring included; {len(est.measured)} configurations measured, predictor Spearman "
+        f"{p.held_out_spearman:.3f} on {p.n_held_out} held out, MAE {p.held_out_mae:.3f})"
+    )
+    print(
+        f"{'budget ms':>10}{'grid q':>9}{'search q':>10}{'gain pt':>9}{'grid p90 ms':>13}{'search p90 ms':>15}  search spec / grid spec"
+    )
+    rows = []
+    for b in result.budgets:
+        g, c = b.grid, b.chosen
+        gain = None if g is None or c is None else 100 * (c.quality - g.quality)
+        print(
+            f"{b.limits.latency_ms:>10g}{_f(g and g.quality, '.4f'):>9}{_f(c and c.quality, '.4f'):>10}"
+            f"{_f(gain, '+.1f'):>9}{_f(g and g.latency.upper, '.2f'):>13}{_f(c and c.latency.upper, '.2f'):>15}"
+            f"  {c.spec.key if c else b.why} / {g.spec.key if g else '-'}"
+        )
+        rows.append({"device": device, "budget": b.limits.latency_ms, "gain": gain, "seconds": seconds})
+    return rows
+
+
+def _f(v, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def latency_check(loaded, n: int, seed: int = 0) -> None:
+    """Time n random per-layer configurations (+ the grid) as TorchScript fp32 here; compare with host's predictions."""
+    import torch
+
+    from edgebert.artifact import ArtifactConfig
+    from edgebert.registry import CONVERTERS
+
+    torch.set_num_threads(1)
+    profile = load_profile("host")
+    model, _ = loaded.for_slicing(SubnetSpec(0.5, 1.0), True, False)
+    space = SearchSpace.for_config(model.config)
+    rng = random.Random(seed)
+    specs = [("per-layer", space.spec(space.sample(rng))) for _ in range(n)] + [("grid", s) for s in space.grid()]
+    eff = Efficiency(profile, model.config, "torchscript", "fp32", SEQ, 1)
+    conv = CONVERTERS.get("torchscript")()
+    runs, rounds = {}, 3
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (_, spec) in enumerate(specs):
+            path = Path(tmp) / f"{i}.pt"
+            conv.convert(slice_model(model, spec).eval(), ArtifactConfig("torchscript", "fp32", SEQ), path)
+        for _ in range(rounds):
+            for i in range(len(specs)):
+                run = conv.load(Path(tmp) / f"{i}.pt", threads=1)
+                runs.setdefault(i, []).append(_times_ms(run, _inputs(SEQ), min_s=1.0))
+    meas = {i: quiet_p50(runs[i]) for i in range(len(specs))}
+    # The shipped host fit was made on another machine: refit here on the grid points alone (as calibration
+    # does), then predict the per-layer ones, which the fit never saw: their error is the held-out error.
+    grid = [i for i, (kind, _) in enumerate(specs) if kind == "grid"]
+    here = fit([Measurement(costs(model.config, SEQ, specs[i][1]), "torchscript", "fp32", 1, meas[i]) for i in grid])
+    print(
+        f"\nlatency model on this machine (torchscript/fp32, 1 thread, seq {SEQ}; quietest of {rounds} rounds' "
+        f"medians): the host profile as shipped, and refitted here on the {len(grid)} grid points only"
+    )
+    print(f"{'kind':<10}{'measured ms':>12}{'shipped ms':>11}{'err %':>7}{'grid-fit ms':>12}{'err %':>7}  spec")
+    errors = {"per-layer": ([], []), "grid": ([], [])}
+    for i, (kind, spec) in enumerate(specs):
+        c = costs(model.config, SEQ, spec)
+        shipped = eff(spec)[0].value
+        refit = here.predict_latency(c, "torchscript", "fp32", 1).value
+        errors[kind][0].append(abs(shipped - meas[i]) / meas[i])
+        errors[kind][1].append(abs(refit - meas[i]) / meas[i])
+        print(
+            f"{kind:<10}{meas[i]:>12.2f}{shipped:>11.2f}{100 * (shipped - meas[i]) / meas[i]:>+7.1f}"
+            f"{refit:>12.2f}{100 * (refit - meas[i]) / meas[i]:>+7.1f}  {spec.key}"
+        )
+    for kind, (shipped, refit) in errors.items():
+        what = "held out from the refit" if kind == "per-layer" else "the refit's own points"
+        print(
+            f"{kind} ({what}): median |error| shipped {100 * np.median(shipped):.1f}%, "
+            f"refit {100 * np.median(refit):.1f}% (p90 {100 * np.percentile(refit, 90):.1f}%) over {len(refit)}"
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--devices", default="host,pixel6")
+    ap.add_argument("--budgets", type=int, default=5)
+    ap.add_argument("--sample", type=int, default=48)
+    ap.add_argument("--population", type=int, default=40)
+    ap.add_argument("--generations", type=int, default=15)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--latency-check", type=int, default=0, metavar="N")
+    ap.add_argument("--model", default=None, help="model folder (default: packaged MiniLM)")
+    a = ap.parse_args()
+    cfg = EvolutionConfig(population=a.population, generations=a.generations, seed=a.seed)
+    print(f"search_bench: {' '.join(sys.argv[1:]) or '(defaults)'}; load average {os.getloadavg()[0]:.1f}")
+    loaded = load(a.model)
+    rows = []
+    for device in [d.strip() for d in a.devices.split(",") if d.strip() not in ("", "none")]:
+        rows += run_device(loaded, device, a.budgets, cfg, a.sample)
+    judged = [r for r in rows if r["gain"] is not None]
+    never_below = all(r["gain"] >= -1e-9 for r in judged)
+    print("\ntargets:")
+    for device in dict.fromkeys(r["device"] for r in rows):
+        mine = [r for r in judged if r["device"] == device]
+        better = sum(r["gain"] >= 1.0 for r in mine)
+        secs = next(r["seconds"] for r in rows if r["device"] == device)
+        print(
+            f"  {device}: >= grid at {sum(r['gain'] >= -1e-9 for r in mine)}/{len(mine)} budgets with a grid point; "
+            f">= 1 pt better at {better} (target 2); search {secs:.0f} s (target <= 120 s)"
+        )
+    print(f"  never below the grid: {'yes' if never_below else 'NO'}")
+    if a.latency_check:
+        latency_check(loaded, a.latency_check, a.seed)
+
+
+if __name__ == "__main__":
+    main()
