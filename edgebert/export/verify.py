@@ -14,7 +14,7 @@ from edgebert.artifact import ArtifactConfig
 from edgebert.errors import ParityError
 from edgebert.model.tokenizer import INPUT_NAMES, encode
 
-__all__ = ["verify", "check", "PARITY_TEXTS"]
+__all__ = ["verify", "check", "decision_figures", "PARITY_TEXTS"]
 
 PARITY_TEXTS = (
     "Great!",
@@ -80,6 +80,7 @@ def verify(reference, runtime, tokenizer, converter, config: ArtifactConfig, tex
         "min_cosine": float(cos.min()),
         "mean_cosine": float(cos.mean()),
         "argmax_agreement": float((out.argmax(1) == ref.argmax(1)).mean()) if classifier else None,
+        **(decision_figures(ref, out, tol) if classifier else {}),
         "n_inputs": int(ref.shape[0]),
         "batch_sizes": sorted({int(b["input_ids"].shape[0]) for b in batches}),
         "seq_lens": sorted({int(b["input_ids"].shape[1]) for b in batches}),
@@ -90,16 +91,41 @@ def verify(reference, runtime, tokenizer, converter, config: ArtifactConfig, tex
     return figures
 
 
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def decision_figures(ref: np.ndarray, out: np.ndarray, tol) -> dict:
+    """A classifier's parity by what it decides: class probabilities, and the decisions that are not near-ties."""
+    p_ref, p_out = _softmax(ref.astype(np.float64)), _softmax(out.astype(np.float64))
+    top2 = np.sort(p_ref, axis=1)[:, -2:]
+    margin = top2[:, 1] - top2[:, 0] if ref.shape[1] > 1 else np.ones(len(ref))
+    decided = margin > 2 * tol.max_prob_diff if tol.max_prob_diff is not None else np.ones(len(ref), dtype=bool)
+    agree = out.argmax(1) == ref.argmax(1)
+    return {
+        "max_prob_diff": float(np.abs(p_out - p_ref).max()),
+        "n_decided": int(decided.sum()),
+        "decided_agreement": float(agree[decided].mean()) if decided.any() else 1.0,
+    }
+
+
 def _failures(f: dict, tol) -> list[str]:
     failed = []
     if not np.isfinite(f["max_abs_diff"]):
         failed.append("outputs are not finite")
     if tol.max_abs_diff is not None and not f["max_abs_diff"] <= tol.max_abs_diff:
         failed.append(f"max_abs_diff {f['max_abs_diff']:.3g} > {tol.max_abs_diff:.3g}")
-    if not f["min_cosine"] >= tol.min_cosine:
+    by_decision = f["argmax_agreement"] is not None and tol.max_prob_diff is not None
+    if not by_decision and not f["min_cosine"] >= tol.min_cosine:
         failed.append(f"min_cosine {f['min_cosine']:.5f} < {tol.min_cosine}")
-    if f["argmax_agreement"] is not None and not f["argmax_agreement"] >= tol.min_argmax_agreement:
-        failed.append(f"argmax_agreement {f['argmax_agreement']:.3f} < {tol.min_argmax_agreement}")
+    if by_decision and not f["max_prob_diff"] <= tol.max_prob_diff:
+        failed.append(f"max_prob_diff {f['max_prob_diff']:.3f} > {tol.max_prob_diff}")
+    if f["argmax_agreement"] is not None and not f["decided_agreement"] >= tol.min_argmax_agreement:
+        failed.append(
+            f"argmax_agreement {f['decided_agreement']:.3f} < {tol.min_argmax_agreement} on the "
+            f"{f['n_decided']} inputs that are not near-ties"
+        )
     return failed
 
 

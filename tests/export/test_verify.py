@@ -157,3 +157,51 @@ def test_reference_training_mode_is_restored(tok):
     model = make_tiny_model().train()
     verify(model, torch_runtime(model), tok, FakeConverter(), ArtifactConfig("onnx", "fp32", SEQ_LEN))
     assert model.training
+
+
+# The int8 classifier tolerance the converters ship (converters/_common.py).
+INT8_CLASSIFIER = Tolerance(max_abs_diff=None, min_cosine=0.98, min_argmax_agreement=1.0, max_prob_diff=0.1)
+
+
+def _failures_of(ref, out, tol=INT8_CLASSIFIER):
+    from edgebert.export.verify import _failures, decision_figures
+
+    ref, out = np.asarray(ref, dtype=np.float32), np.asarray(out, dtype=np.float32)
+    cos = (ref * out).sum(1) / np.linalg.norm(ref, axis=1) / np.linalg.norm(out, axis=1)
+    figures = {
+        "max_abs_diff": float(np.abs(ref - out).max()),
+        "min_cosine": float(cos.min()),
+        "argmax_agreement": float((ref.argmax(1) == out.argmax(1)).mean()),
+        **decision_figures(ref, out, tol),
+    }
+    return figures, _failures(figures, tol)
+
+
+def test_a_near_tie_that_flips_is_not_a_parity_failure():
+    """Measured case (LadaBERT r256 int8 TFLite): logits (-0.011, -0.027) became (-0.067, 0.023): cosine 0.078
+    and one decision in eight flipped, yet the 200 dev decisions agreed 99.5% with probabilities within 0.05."""
+    ref = [[1.237, -1.253], [-0.55, 0.617], [-0.011, -0.027], [1.553, -1.494]]
+    out = [[1.239, -1.255], [-0.561, 0.622], [-0.067, 0.023], [1.548, -1.478]]
+    figures, failures = _failures_of(ref, out)
+    assert figures["min_cosine"] < 0.1 and figures["argmax_agreement"] == 0.75
+    assert figures["n_decided"] == 3 and figures["decided_agreement"] == 1.0 and failures == []
+
+
+def test_a_decided_input_that_flips_fails():
+    ref = [[1.0, -1.0], [0.2, 0.0]]  # the second: p = (0.55, 0.45), margin 0.10 < 2 x 0.1: a near-tie
+    figures, failures = _failures_of(ref, [[1.0, -1.0], [0.0, 0.05]])  # flips, p moves 0.06
+    assert figures["argmax_agreement"] == 0.5 and failures == []
+    _, failures = _failures_of([[1.0, -1.0], [0.6, 0.0]], [[1.0, -1.0], [0.0, 0.1]])  # margin 0.29: decided
+    assert any("max_prob_diff" in f for f in failures) and any("not near-ties" in f for f in failures)
+
+
+def test_probabilities_that_move_too_far_fail_even_without_a_flip():
+    _, failures = _failures_of([[3.0, -3.0]], [[0.9, -0.9]])  # p 0.998 -> 0.858
+    assert failures == ["max_prob_diff 0.139 > 0.1"]
+
+
+def test_encoders_are_still_judged_by_cosine():
+    from edgebert.export.verify import _failures
+
+    figures = {"max_abs_diff": 0.5, "min_cosine": 0.95, "argmax_agreement": None}
+    assert _failures(figures, INT8_CLASSIFIER) == ["min_cosine 0.95000 < 0.98"]
