@@ -101,6 +101,26 @@ def _runner_flags(f):
     return f
 
 
+def _hygiene_flags(f):
+    """Benchmark hygiene (bench, export): idle between measurements, and sustained timing with drift."""
+    f = click.option(
+        "--sustained",
+        type=float,
+        default=0.0,
+        show_default=True,
+        metavar="S",
+        help="time each artifact for at least S seconds and report drift (last third vs first third, %)",
+    )(f)
+    return click.option(
+        "--cooldown",
+        type=float,
+        default=0.0,
+        show_default=True,
+        metavar="S",
+        help="seconds of idle between artifacts on a target (let it cool)",
+    )(f)
+
+
 def _options(kw: dict):
     """Pop the runner flags out of a command's values into one RunnerOptions."""
     names = ("adb_path", "benchmark_binary", "onnx_perf_test", "remote_python", "identity", "ssh_config", "taskset")
@@ -163,6 +183,7 @@ def cli(ctx):
 )
 @click.option("--runs", type=int, default=50, show_default=True, help="timed runs per artifact when measuring")
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="seconds per artifact and target")
+@_hygiene_flags
 @click.option(
     "--early-exit",
     callback=_policy,
@@ -230,17 +251,7 @@ def profiles_cmd(action, name, as_json):
 @click.option("--runs", type=int, default=50, show_default=True, help="timed runs")
 @click.option("--warmup", type=int, default=5, show_default=True, help="warm-up runs")
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="seconds per artifact before giving up")
-@click.option(
-    "--cooldown", type=float, default=0.0, show_default=True, help="seconds of idle between artifacts (let it cool)"
-)
-@click.option(
-    "--sustained",
-    type=float,
-    default=0.0,
-    show_default=True,
-    metavar="S",
-    help="time each artifact for at least S seconds and report drift (last third vs first third, %)",
-)
+@_hygiene_flags
 @_runner_flags
 @click.option("--formats", callback=_formats, help=f"only these formats ({_FORMATS_HELP}; default: all in the folder)")
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON")

@@ -150,6 +150,8 @@ def split_outlier_channels(model, ratio: float = 6.0, max_channels: int = 8, see
         h.remove()
     total = 0
     for name, linear in linears.items():
+        if name not in ranges:  # not on the forward path (early-exit heads): left as it is
+            continue
         r = ranges[name]
         outliers = torch.nonzero(r > ratio * r.median()).flatten()
         if len(outliers) > max_channels:

@@ -9,16 +9,75 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from edgebert.errors import RunnerError, UsageError
 from edgebert.export.manifest import mismatches, read_manifest, write_manifest
 from edgebert.export.record import measured_entry, record, record_failure, record_skip
-from edgebert.runners import BenchConfig, RunnerOptions, Target, UnsupportedArtifact, measure_local, run_bench
+from edgebert.runners import BenchConfig, RunnerOptions, Target, UnsupportedArtifact, parse_target, run_bench
 from edgebert.runners.interface import DEFAULT_TIMEOUT_S
 
-__all__ = ["BenchRequest", "bench_folder", "local_measurer", "target_measurer"]
+__all__ = ["BenchRequest", "MeasureSettings", "bench_folder", "local_measurer", "target_measurer"]
+
+
+def _seconds(flag: str, value, minimum_exclusive: bool = False) -> None:
+    bad = (
+        isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (minimum_exclusive and not value)
+    )
+    if bad:
+        raise UsageError(f"{flag} must be a number of seconds {'> 0' if minimum_exclusive else '>= 0'}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class MeasureSettings:
+    """How `export` and `build` time each artifact: bench's --runs, --timeout, --cooldown and --sustained.
+
+    (How to reach the target is the RunnerOptions beside it.) Checked when made, so that a bad value
+    fails before minutes of converting, not after the parity check."""
+
+    runs: int = 50
+    timeout_s: float = DEFAULT_TIMEOUT_S  # per artifact and target
+    cooldown_s: float = 0.0  # idle seconds before each measurement on a target after its first
+    sustained_s: float = 0.0  # time each artifact for at least this long and report its drift
+
+    def __post_init__(self):
+        if isinstance(self.runs, bool) or not isinstance(self.runs, int) or self.runs < 1:
+            raise UsageError(f"--runs must be a whole number >= 1, got {self.runs!r}")
+        _seconds("--timeout", self.timeout_s, minimum_exclusive=True)
+        _seconds("--cooldown", self.cooldown_s)
+        _seconds("--sustained", self.sustained_s)
+        self.config(threads=1, seq_len=128)  # --sustained must fit in --timeout
+
+    def config(self, threads: int, seq_len: int, signature: str | None = None, warmup: int = 5) -> BenchConfig:
+        return BenchConfig(
+            threads=threads,
+            runs=self.runs,
+            warmup=warmup,
+            seq_len=seq_len,
+            timeout_s=self.timeout_s,
+            sustained_s=self.sustained_s,
+            signature=signature,
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class _Cooldown:
+    """--cooldown: idle before each measurement on a target that has already measured something in
+    this run (the first follows whatever ran before edgebert). Returns what to record as cooldown_s."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.used = seconds, set()
+
+    def wait(self, where: str) -> float | None:
+        if not self.seconds:
+            return None
+        slept = self.seconds if where in self.used else 0.0
+        self.used.add(where)
+        time.sleep(slept)
+        return slept
 
 
 def _lengths(entry: dict, seq_len: int) -> list[tuple[dict | None, int, str | None]]:
@@ -35,15 +94,16 @@ def _record_length(entry: dict, bucket: dict | None, result: dict) -> None:
         record(entry, result)
 
 
-def local_measurer(threads: int, seq_len: int, runs: int = 50, warmup: int = 5):
+def local_measurer(threads: int, seq_len: int, settings: MeasureSettings | None = None, warmup: int = 5):
     """A callback for export(): time each artifact (each of its buckets) on this machine in a fresh subprocess."""
+    settings = settings or MeasureSettings()
+    local, cooldown = parse_target("local"), _Cooldown(settings.cooldown_s)
 
     def measure(entry: dict, path: Path) -> None:
         for bucket, n, signature in _lengths(entry, seq_len):
-            result = measure_local(
-                Path(path), threads=threads, seq_len=n, runs=runs, warmup=warmup, signature=signature
-            )
-            _record_length(entry, bucket, result)
+            rested = cooldown.wait(local.uri)
+            result = run_bench(local, Path(path), settings.config(threads, n, signature, warmup))
+            _record_length(entry, bucket, replace(result, cooldown_s=rested).to_dict())
 
     return measure
 
@@ -52,18 +112,19 @@ def target_measurer(
     targets: list[Target],
     threads: int,
     seq_len: int,
-    runs: int,
     options: RunnerOptions,
+    settings: MeasureSettings | None = None,
     before=None,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
 ):
     """A callback for export(): `before(entry)` (e.g. predictions), then time the artifact on each target.
 
     Locally at most this machine's cores; on a device the requested threads. The artifact has passed
     its parity check by now, so nothing here raises a RunnerError: a format the target cannot run is
     recorded as skipped (the same filter as `bench`), a failed measurement as failed, and the caller
-    exits 5 after publishing (`measurement_failures`)."""
+    exits 5 after publishing (`measurement_failures`). Every figure records its cooldown and sustained time."""
     local_threads = min(threads, os.cpu_count() or 1)
+    settings = settings or MeasureSettings()
+    cooldown = _Cooldown(settings.cooldown_s)
 
     def measure(entry: dict, path: Path) -> None:
         if before is not None:
@@ -77,15 +138,16 @@ def target_measurer(
             # benchmark_model (adb) runs subgraph 0, the largest bucket: the artifact's own length only.
             lengths = _lengths(entry, seq_len) if t.kind != "adb" else [(None, entry["seq_len"], None)]
             for bucket, length, signature in lengths:
-                config = BenchConfig(threads=n, runs=runs, seq_len=length, timeout_s=timeout_s, signature=signature)
+                rested = cooldown.wait(t.uri)
                 try:
-                    _record_length(entry, bucket, run_bench(t, path, config, options).to_dict())
+                    result = run_bench(t, path, settings.config(n, length, signature), options)
                 except UnsupportedArtifact as exc:  # the runner knows a limit the filter does not
                     record_skip(entry, t.uri, str(exc))
                     break
                 except RunnerError as exc:
                     record_failure(entry, t.uri, exc)
                     break
+                _record_length(entry, bucket, replace(result, cooldown_s=rested).to_dict())
 
     return measure
 
@@ -106,8 +168,7 @@ class BenchRequest:
     sustained_s: float = 0.0  # time each artifact for at least this long and report its drift
 
     def __post_init__(self):
-        if isinstance(self.cooldown_s, bool) or not isinstance(self.cooldown_s, (int, float)) or self.cooldown_s < 0:
-            raise UsageError(f"--cooldown must be a number of seconds >= 0, got {self.cooldown_s!r}")
+        _seconds("--cooldown", self.cooldown_s)
 
 
 def _unsupported(target: Target, fmt: str, options: RunnerOptions) -> str | None:

@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
-from edgebert.bench import target_measurer
+from edgebert.bench import MeasureSettings, target_measurer
 from edgebert.export.pipeline import ExportConfig, export
 from edgebert.export.report import write_report
 from edgebert.export.runtimes import APP_RUNTIMES, formats_for, profile_runtime
 from edgebert.model.loaded import Loaded, load
 from edgebert.runners import RunnerOptions, Target, parse_target
-from edgebert.runners.interface import DEFAULT_TIMEOUT_S
 from edgebert.select.budget import Budget
 from edgebert.select.choose import choose, predictor, selection_section
 from edgebert.select.profiles import DeviceProfile
@@ -42,9 +41,8 @@ class DeviceExport:
     force: bool = False
     target: Target | None = None  # also measure there
     measure: bool = True  # time on this machine
-    runs: int = 50
-    options: RunnerOptions = RunnerOptions()
-    timeout_s: float = DEFAULT_TIMEOUT_S  # per artifact and target
+    options: RunnerOptions = RunnerOptions()  # how to reach the target
+    measuring: MeasureSettings = MeasureSettings()  # runs, timeout, cooldown, sustained (local and target)
     max_quality_drop: float | None = None  # the accuracy gate of int8/fp16 artifacts (export/gate.py)
 
     @property
@@ -125,15 +123,7 @@ def device_export(req: DeviceExport, progress: bool = True, loaded: Loaded | Non
 
     targets = ([parse_target("local")] if req.measure else []) + ([req.target] if req.target else [])
     options = req.options.with_device_defaults(profile.big_core_mask, profile.device_models)
-    measure = target_measurer(
-        targets,
-        threads,
-        req.seq_len,
-        req.runs,
-        options,
-        before=predict_all,
-        timeout_s=req.timeout_s,
-    )
+    measure = target_measurer(targets, threads, req.seq_len, options, req.measuring, before=predict_all)
     manifest = export(
         cfg,
         progress=progress,

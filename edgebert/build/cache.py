@@ -73,9 +73,27 @@ def cache_inputs(cfg: BuildConfig, entry: BuildEntry, model_sha: str, toolchain:
         "seq_len": cfg.seq_len,
         "quantize": cfg.quantize,
         "threads": cfg.threads,
-        "measure": {"local": cfg.measure, "target": entry.target.uri if entry.target else None, "runs": cfg.runs},
+        "measure": _measure_inputs(cfg, entry),
         "toolchain": toolchain,
     }
+
+
+def _measure_inputs(cfg: BuildConfig, entry: BuildEntry) -> dict:
+    """Where and how the entry is measured: its runner settings ([runner] and its own), so that changing
+    them measures again. Reaching a target (adb, benchmark_binary, ...) matters only with a target; a
+    tool given as a local file counts by its content, as a path on the device by its name."""
+    measured = cfg.measure or entry.target is not None
+    inputs = {"local": cfg.measure, "target": entry.target.uri if entry.target else None}
+    if not measured:
+        return inputs
+    inputs["settings"] = entry.measuring.to_dict()
+    if entry.target is not None:
+        options = entry.options.to_dict()
+        for name in ("adb_path", "benchmark_binary", "onnx_perf_test", "ssh_identity", "ssh_config"):
+            if options[name] and Path(options[name]).is_file():
+                options[name] = {"path": options[name], "sha256": sha256_file(Path(options[name]))}
+        inputs["runner"] = options
+    return inputs
 
 
 def cache_key(inputs: dict) -> str:

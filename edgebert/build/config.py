@@ -11,8 +11,11 @@
     device = "raspberry-pi-5"
     latency = "100ms"
     target = "ssh://pi@raspberrypi.local"  # optional: also measure there
-    [runner]                              # optional: how to reach the targets (as bench's flags)
+    [runner]                              # optional: how to reach and time the targets (as bench's flags)
     benchmark_binary = "tools/android_aarch64_benchmark_model"
+    cooldown = 10                         # seconds of idle between artifacts on a target
+    [matrix.pixel6.runner]                # a matrix device's or an [[entry]]'s own: key by key over [runner]
+    adb = "/opt/platform-tools/adb"
 
 Every mistake is a BuildConfigError (exit 2) naming the file, the key and what was expected.
 Paths in the file are relative to the file. The README documents every key.
@@ -20,11 +23,13 @@ Paths in the file are relative to the file. The README documents every key.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgebert.artifact import MIN_SEQ_LEN, PRECISIONS
+from edgebert.bench import MeasureSettings
 from edgebert.errors import EdgebertError, UsageError
 from edgebert.model.packaged import default_model_dir
 from edgebert.registry import CONVERTERS
@@ -39,14 +44,18 @@ _TOP_KEYS = (
     "model", "formats", "seq_len", "quantize", "threads", "measure", "runs", "output", "matrix", "entry", "runner"
 )
 _OUTPUT_KEYS = ("dir", "folder")
-_MATRIX_KEYS = ("latency", "memory", "target")
-_ENTRY_KEYS = ("device", "latency", "memory", "target", "folder")
+_MATRIX_KEYS = ("latency", "memory", "target", "runner")
+_ENTRY_KEYS = ("device", "latency", "memory", "target", "folder", "runner")
 _PLACEHOLDERS = ("device", "budget", "memory")
-# [runner] key -> RunnerOptions field; the keys are bench's flags. The first four may name local files.
+# [runner] key -> RunnerOptions field; the keys are bench's flags. These may name local files.
 _RUNNER_KEYS = {"adb": "adb_path", "benchmark_binary": "benchmark_binary", "onnx_perf_test": "onnx_perf_test",
                 "identity": "ssh_identity", "ssh_config": "ssh_config", "remote_python": "remote_python",
                 "taskset": "taskset_mask"}
 _RUNNER_FILES = ("adb", "benchmark_binary", "onnx_perf_test", "identity", "ssh_config")
+# [runner] key -> MeasureSettings field (bench's --runs, --timeout, --cooldown, --sustained), with what it takes.
+_MEASURE_KEYS = {"runs": ("runs", "a positive integer"), "timeout": ("timeout_s", "a number of seconds > 0"),
+                 "cooldown": ("cooldown_s", "a number of seconds >= 0"),
+                 "sustained": ("sustained_s", "a number of seconds >= 0")}
 
 
 class BuildConfigError(UsageError):
@@ -65,6 +74,8 @@ class BuildEntry:
     budget: Budget
     target: Target | None = None
     profile_fingerprint: str = ""  # of the profile as loaded: calibration overrides and host detection included
+    options: RunnerOptions = RunnerOptions()  # how to reach the target: [runner], then the entry's own runner
+    measuring: MeasureSettings = MeasureSettings()  # runs, timeout, cooldown, sustained: the same tables
 
     @property
     def profile_name(self) -> str:
@@ -100,11 +111,11 @@ class BuildConfig:
     quantize: str | None
     threads: int | None
     measure: bool  # also time every artifact on the machine running the build
-    runs: int
+    runs: int  # [runner] runs (or the top-level runs); an entry's own runner may set another
     out: Path
     folder_pattern: str
     entries: tuple[BuildEntry, ...]
-    runner_options: RunnerOptions = RunnerOptions()  # how to reach the entries' targets ([runner])
+    runner_options: RunnerOptions = RunnerOptions()  # [runner]: how to reach the entries' targets
 
 
 class _Where:
@@ -183,7 +194,8 @@ def _budgets(w: _Where, table: dict, where: str) -> tuple[list, list]:
     return latencies, memories
 
 
-def _entry(w: _Where, base: Path, where: str, device: str, latency, memory, target, folder, pattern) -> BuildEntry:
+def _entry(w: _Where, base: Path, where: str, device: str, latency, memory, target, folder, pattern,
+           runner: tuple[RunnerOptions, MeasureSettings]) -> BuildEntry:
     if device.endswith((".yaml", ".yml")) or "/" in device:
         device = str((base / device).expanduser().resolve())
     try:
@@ -200,7 +212,7 @@ def _entry(w: _Where, base: Path, where: str, device: str, latency, memory, targ
                                 memory=f"{budget.memory_mb:g}MB")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@+=-]*", folder) or folder == "index.json":
         raise w.error(f"{where}folder", "a plain folder name (letters, digits, '.', '_', '-'; no '/')", folder)
-    return BuildEntry(folder, device, profile, budget, parsed_target, _fingerprint(profile))
+    return BuildEntry(folder, device, profile, budget, parsed_target, _fingerprint(profile), *runner)
 
 
 def _fingerprint(profile) -> str:
@@ -212,7 +224,7 @@ def _fingerprint(profile) -> str:
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 
-def _matrix(w: _Where, doc: dict, base: Path, pattern: str) -> list[BuildEntry]:
+def _matrix(w: _Where, doc: dict, base: Path, pattern: str, defaults: dict) -> list[BuildEntry]:
     matrix = w.typed(doc, "matrix", "", dict, "a table of devices: [matrix.pixel6] latency = [\"40ms\"]", {})
     entries = []
     for device, table in matrix.items():
@@ -221,14 +233,16 @@ def _matrix(w: _Where, doc: dict, base: Path, pattern: str) -> list[BuildEntry]:
             raise w.error(f"matrix.{device}", 'a table such as {latency = ["40ms"], memory = "150MB"}', table)
         w.check_keys(table, _MATRIX_KEYS, f"[matrix.{device}]")
         target = w.typed(table, "target", where, str, "a target: local, ssh://user@host, adb://serial")
+        own = _runner_values(w, table, f"[matrix.{device}.runner]", base)
+        runner = _runner_objects(w, {**defaults, **own}, f"[matrix.{device}.runner]" if own else "[runner]")
         latencies, memories = _budgets(w, table, where)
         for lat in latencies:
             for mem in memories:
-                entries.append(_entry(w, base, where.strip(), device, lat, mem, target, None, pattern))
+                entries.append(_entry(w, base, where.strip(), device, lat, mem, target, None, pattern, runner))
     return entries
 
 
-def _explicit(w: _Where, doc: dict, base: Path, pattern: str) -> list[BuildEntry]:
+def _explicit(w: _Where, doc: dict, base: Path, pattern: str, defaults: dict) -> list[BuildEntry]:
     raw = w.typed(doc, "entry", "", list, "an array of tables: [[entry]] device = ... latency = ...", [])
     entries = []
     for i, table in enumerate(raw):
@@ -243,7 +257,9 @@ def _explicit(w: _Where, doc: dict, base: Path, pattern: str) -> list[BuildEntry
         mem = w.typed(table, "memory", where, str, 'a memory limit like "150MB"')
         target = w.typed(table, "target", where, str, "a target: local, ssh://user@host, adb://serial")
         folder = w.typed(table, "folder", where, str, "a folder name")
-        entries.append(_entry(w, base, where.strip(), device, lat, mem, target, folder, pattern))
+        own = _runner_values(w, table, f"[[entry]] #{i + 1} runner", base)
+        runner = _runner_objects(w, {**defaults, **own}, f"[[entry]] #{i + 1} runner" if own else "[runner]")
+        entries.append(_entry(w, base, where.strip(), device, lat, mem, target, folder, pattern, runner))
     return entries
 
 
@@ -256,21 +272,59 @@ def _pattern(w: _Where, output: dict) -> str:
     return pattern
 
 
-def _runner(w: _Where, doc: dict, base: Path) -> RunnerOptions:
-    """[runner]: a file that exists relative to the config is that file; any other value is used as
-    written (benchmark_model may be a path on the device, adb a name on PATH)."""
-    table = w.typed(doc, "runner", "", dict, 'a table: [runner] benchmark_binary = "path"', {})
-    w.check_keys(table, tuple(_RUNNER_KEYS), "[runner]")
+def _runner_values(w: _Where, table: dict, where: str, base: Path) -> dict:
+    """The runner table inside `table` ([runner] at the top, `runner` in a matrix device or an [[entry]]),
+    checked key by key: {RunnerOptions or MeasureSettings field: value}, only the keys it sets.
+
+    A file that exists relative to the config is that file; any other string is used as written
+    (benchmark_model may be a path on the device, adb a name on PATH)."""
+    runner = table.get("runner", {})
+    if not isinstance(runner, dict):
+        raise w.error(where, 'a table such as {benchmark_binary = "tools/benchmark_model", cooldown = 10}', runner)
+    w.check_keys(runner, (*_RUNNER_KEYS, *_MEASURE_KEYS), where)
     values = {}
     for key, field_name in _RUNNER_KEYS.items():
-        value = w.typed(table, key, "[runner] ", str, "a string")
+        value = w.typed(runner, key, f"{where} ", str, "a string")
         if value is not None and key in _RUNNER_FILES and (base / value).expanduser().is_file():
             value = str((base / value).expanduser().resolve())
+        if value is not None:
+            values[field_name] = value
+    for key, (field_name, expected) in _MEASURE_KEYS.items():
+        value = w.typed(runner, key, f"{where} ", int if key == "runs" else (int, float), expected)
+        if value is None:
+            continue
+        if not math.isfinite(value) or value < (1 if key == "runs" else 0) or (key == "timeout" and value == 0):
+            raise w.error(f"{where} {key}", expected, value)
         values[field_name] = value
+    return values
+
+
+def _runner_objects(w: _Where, values: dict, where: str) -> tuple[RunnerOptions, MeasureSettings]:
+    """RunnerOptions and MeasureSettings from checked values (merged: [runner], then an entry's own)."""
+    measure = {k: values[k] for k in ("runs", "timeout_s", "cooldown_s", "sustained_s") if k in values}
     try:
-        return RunnerOptions(**values)
+        options = RunnerOptions(**{k: v for k, v in values.items() if k not in measure})
     except UsageError as exc:
-        raise BuildConfigError(f"{w.path}: [runner]: {exc}") from None
+        raise BuildConfigError(f"{w.path}: {where}: {exc}") from None
+    try:
+        settings = MeasureSettings(**measure)
+    except UsageError as exc:  # what no single key shows: --sustained must fit in --timeout
+        raise BuildConfigError(f"{w.path}: {where} sustained/timeout: {exc}") from None
+    return options, settings
+
+
+def _runner_defaults(w: _Where, doc: dict, base: Path) -> dict:
+    """[runner], with the top-level `runs` of older configs as its runs."""
+    w.typed(doc, "runner", "", dict, 'a table: [runner] benchmark_binary = "path"', {})
+    values = _runner_values(w, doc, "[runner]", base)
+    runs = w.typed(doc, "runs", "", int, "a positive integer")
+    if runs is not None:
+        if "runs" in values:
+            raise BuildConfigError(f"{w.path}: runs: given both at the top level and in [runner]; keep one")
+        if runs < 1:
+            raise w.error("runs", "a positive integer", runs)
+        values["runs"] = runs
+    return values
 
 
 def load_build_config(path: str | Path, out: str | Path | None = None) -> BuildConfig:
@@ -290,13 +344,13 @@ def load_build_config(path: str | Path, out: str | Path | None = None) -> BuildC
     if quantize is not None and quantize not in PRECISIONS:
         raise w.error("quantize", f"one of {', '.join(PRECISIONS)}", quantize)
     threads = w.typed(doc, "threads", "", int, "a positive integer")
-    runs = w.typed(doc, "runs", "", int, "a positive integer", 50)
-    for key, value in (("threads", threads), ("runs", runs)):
-        if value is not None and value < 1:
-            raise w.error(key, "a positive integer", value)
+    if threads is not None and threads < 1:
+        raise w.error("threads", "a positive integer", threads)
+    defaults = _runner_defaults(w, doc, base)
+    options, settings = _runner_objects(w, defaults, "[runner]")
     formats = _formats(w, doc)
     model = _model(w, doc, base)
-    entries = _matrix(w, doc, base, pattern) + _explicit(w, doc, base, pattern)
+    entries = _matrix(w, doc, base, pattern, defaults) + _explicit(w, doc, base, pattern, defaults)
     if not entries:
         raise BuildConfigError(f"{path}: no entries: add a [matrix.DEVICE] table or an [[entry]] "
                                "(see examples/edgebert.toml)")
@@ -308,9 +362,9 @@ def load_build_config(path: str | Path, out: str | Path | None = None) -> BuildC
         seen[e.folder] = e
     dir_text = w.typed(output, "dir", "[output] ", str, "an output folder path", "dist")
     return BuildConfig(path=path, model=model, formats=formats, seq_len=seq_len, quantize=quantize, threads=threads,
-                       measure=w.typed(doc, "measure", "", bool, "true or false", False), runs=runs,
+                       measure=w.typed(doc, "measure", "", bool, "true or false", False), runs=settings.runs,
                        out=Path(out) if out is not None else base / dir_text, folder_pattern=pattern,
-                       entries=tuple(entries), runner_options=_runner(w, doc, base))
+                       entries=tuple(entries), runner_options=options)
 
 
 def select_entries(cfg: BuildConfig, only: list[str] | None) -> tuple[BuildEntry, ...]:

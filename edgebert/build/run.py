@@ -38,7 +38,8 @@ def _build_one(cfg: BuildConfig, entry: BuildEntry, key: str, inputs: dict, load
     with atomic_dir(folder, force=True) as tmp:
         req = DeviceExport(profile=entry.profile, budget=entry.budget, model=cfg.model, formats=cfg.formats,
                            quantize=cfg.quantize, seq_len=cfg.seq_len, threads=cfg.threads, out=str(tmp), force=True,
-                           target=entry.target, measure=cfg.measure, runs=cfg.runs, options=cfg.runner_options)
+                           target=entry.target, measure=cfg.measure, options=entry.options,
+                           measuring=entry.measuring)
         manifest, _ = device_export(req, progress=progress, loaded=loaded)  # stage bars below the matrix bar
         raw, normalised = normalise_artifacts(tmp, manifest)
         if normalised:

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from edgebert.errors import ParityError, UsageError
-from edgebert.export.verify import PARITY_TEXTS
+from edgebert.export.verify import PARITY_TEXTS, decision_figures
 from edgebert.hashing import sha256_file
 from edgebert.model.bert import Bert
 from edgebert.model.exits import exit_logits, has_exits
@@ -120,9 +120,10 @@ def _segment_entries(model: Bert, names, fmt_static: bool, seq_len: int) -> list
     ]
 
 
-def _verify(model: Bert, sessions, tokenizer, fmt: str, static: bool, seq_len: int) -> dict:
-    """Every exit of the written segments against PyTorch's exit logits, on real sentences."""
-    tol = CONVERTERS.get(fmt)().tolerance("fp32")
+def _verify(model: Bert, sessions, tokenizer, fmt: str, static: bool, seq_len: int, precision: str = "fp32") -> dict:
+    """Every exit of the written segments against PyTorch's fp32 exit logits, on real sentences, within the
+    precision's tolerance (the plain artifact's: element-wise for fp32, cosine and argmax for fp16/int8)."""
+    tol = CONVERTERS.get(fmt)().tolerance(precision)
     texts = list(PARITY_TEXTS)
     if static:  # batch 1, padded to the file's length
         batches = [encode(tokenizer, [t], seq_len=seq_len) for t in texts]
@@ -145,24 +146,36 @@ def _verify(model: Bert, sessions, tokenizer, fmt: str, static: bool, seq_len: i
                 "max_abs_diff": float(np.abs(out - ref).max()),
                 "min_cosine": float(cos.min()),
                 "argmax_agreement": float((out.argmax(1) == ref.argmax(1)).mean()),
+                **decision_figures(ref, out, tol),  # judged as the plain classifier artifact is (verify.py)
             }
         )
-    failures = [
-        f"exit {e['exit_layer']}: max_abs_diff {e['max_abs_diff']:.3g} > {tol.max_abs_diff}"
-        for e in per_exit
-        if not e["max_abs_diff"] <= tol.max_abs_diff
-    ] + [
-        f"exit {e['exit_layer']}: argmax_agreement {e['argmax_agreement']:.3f} < {tol.min_argmax_agreement}"
-        for e in per_exit
-        if e["argmax_agreement"] < tol.min_argmax_agreement
-    ]
+    failures = [f"exit {e['exit_layer']}: {why}" for e in per_exit for why in _exit_failures(e, tol)]
     return {
+        "precision": precision,
         "per_exit": per_exit,
         "n_inputs": len(texts),
         "tolerance": tol.to_dict(),
         "failures": failures,
         "passed": not failures,
     }
+
+
+def _exit_failures(e: dict, tol) -> list[str]:
+    """One exit's figures against the tolerance: fp32 element-wise; fp16/int8 by class probabilities and by
+    the decisions that are not near-ties, as export/verify.py judges a plain classifier artifact."""
+    out = []
+    if tol.max_abs_diff is not None and not e["max_abs_diff"] <= tol.max_abs_diff:
+        out.append(f"max_abs_diff {e['max_abs_diff']:.3g} > {tol.max_abs_diff}")
+    if tol.max_prob_diff is None and not e["min_cosine"] >= tol.min_cosine:
+        out.append(f"min_cosine {e['min_cosine']:.4f} < {tol.min_cosine}")
+    if tol.max_prob_diff is not None and not e["max_prob_diff"] <= tol.max_prob_diff:
+        out.append(f"max_prob_diff {e['max_prob_diff']:.3f} > {tol.max_prob_diff}")
+    if not e["decided_agreement"] >= tol.min_argmax_agreement:
+        out.append(
+            f"argmax_agreement {e['decided_agreement']:.3f} < {tol.min_argmax_agreement} on the "
+            f"{e['n_decided']} inputs that are not near-ties"
+        )
+    return out
 
 
 @torch.no_grad()
@@ -213,19 +226,32 @@ def _dev_section(model: Bert, tokenizer, dev: DevSet, policy: Policy, seq_len: i
 
 
 def export_segments(
-    model: Bert, tokenizer, formats, folder, policy: Policy, *, seq_len: int, threads: int = 1, dev: DevSet | None
+    model: Bert,
+    tokenizer,
+    formats,
+    folder,
+    policy: Policy,
+    *,
+    seq_len: int,
+    threads: int = 1,
+    dev: DevSet | None,
+    precision: str = "fp32",
 ) -> dict:
-    """Write, verify (ParityError: nothing is published) and describe the segments of `model` in `folder`."""
+    """Write, verify (ParityError: nothing is published) and describe the segments of `model` in `folder`.
+
+    `precision` is applied per format as the plain converters do (TorchScript stays fp32, with a note)."""
     unsupported = [f for f in formats if f not in SEGMENT_FORMATS]
     if unsupported:
         raise UsageError(f"--early-exit cannot write {unsupported[0]} segments; formats: {', '.join(SEGMENT_FORMATS)}")
     model = model.eval()
-    segments, names = build_segments(model)
+    _, names = build_segments(model)
     section = {
         "policy": to_dict(policy),
         "layers": model.config.num_layers,
         "seq_len": seq_len,
-        "precision": "fp32",
+        "precision": precision,
+        "precisions": {},
+        "notes": [],
         "segments": _segment_entries(model, names, False, seq_len),
         "static_segments": None,
         "files": {},
@@ -233,20 +259,40 @@ def export_segments(
         "dev": _dev_section(model, tokenizer, dev, policy, seq_len) if dev is not None else None,
     }
     for fmt in formats:
+        actual, note = _resolve(fmt, precision)
+        section["precisions"][fmt] = actual
+        section["notes"] += [f"{fmt} segments: {note}"] if note else []
         static = fmt == "tflite"
         if static:
             section["static_segments"] = _segment_entries(model, names, True, seq_len)
         examples = _examples(model, seq_len if static else min(seq_len, 16))
-        files = SEGMENT_WRITERS.get(fmt)(segments, examples, names, folder, model.config.max_position_embeddings)
+        # build_segments is looked up here, not bound at import, so a test can swap it for a broken one.
+        files = SEGMENT_WRITERS.get(fmt)(
+            model, lambda m: build_segments(m), examples, folder, model.config.max_position_embeddings, actual
+        )
         section["files"][fmt] = [
-            {"file": f, "size_bytes": (folder / f).stat().st_size, "sha256": sha256_file(folder / f)} for f in files
+            {
+                "file": f,
+                "precision": actual,
+                "size_bytes": (folder / f).stat().st_size,
+                "sha256": sha256_file(folder / f),
+            }
+            for f in files
         ]
         sessions = open_segments(folder, section, fmt, threads)
-        parity = _verify(model, sessions, tokenizer, fmt, static, seq_len)
+        parity = _verify(model, sessions, tokenizer, fmt, static, seq_len, actual)
         section["parity"][fmt] = parity
         if not parity["passed"]:
+            bug = "fp32 failing is a converter bug" if actual == "fp32" else "try fp32 or another format"
             raise ParityError(
-                f"early-exit {fmt} segments failed their parity check against PyTorch's exit logits: "
-                f"{'; '.join(parity['failures'])}. Nothing was written; report it: fp32 failing is a converter bug."
+                f"early-exit {fmt} {actual} segments failed their parity check against PyTorch's exit logits: "
+                f"{'; '.join(parity['failures'])}. Nothing was written; {bug}."
             )
     return section
+
+
+def _resolve(fmt: str, precision: str) -> tuple[str, str | None]:
+    conv = CONVERTERS.get(fmt)()
+    if precision in conv.precisions:
+        return precision, None
+    return "fp32", f"{fmt} has no {precision} path; written fp32"

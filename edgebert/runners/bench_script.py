@@ -156,7 +156,8 @@ def load_onnx(ort, np, path, args, rng):
             1 if k == 0 and not isinstance(d, int) else (d if isinstance(d, int) else args.seq_len)
             for k, d in enumerate(i.shape)
         ]
-        dtype = np.int32 if "int32" in i.type else np.int64
+        # float inputs: an early-exit segment's hidden state (its values do not change the time)
+        dtype = np.float32 if "float" in i.type else (np.int32 if "int32" in i.type else np.int64)
         feeds[i.name] = make_input(np, input_role(i.name, pos), shape, dtype, args.vocab_size, rng)
     seq = next((v.shape[1] for v in feeds.values() if v.ndim > 1), None)
     return (lambda: sess.run(None, feeds)), seq

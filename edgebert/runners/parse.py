@@ -22,6 +22,8 @@ __all__ = [
     "parse_perf_test",
     "parse_script_output",
     "parse_thermalservice",
+    "parse_sys_thermal",
+    "THERMAL_MARK",
     "OutputFormatError",
 ]
 
@@ -171,3 +173,25 @@ def parse_thermalservice(text: str) -> dict | None:
         "max_c": max(zones.values()),
         "zones": zones,
     }
+
+
+# Linux thermal zones read by a shell over ssh (runners/ssh.py), one line per readable zone:
+#   @edgebert-thermal before thermal_zone0 45000 cpu-thermal
+# (phase, zone, millidegrees C, the zone's type, which may hold spaces or be empty).
+THERMAL_MARK = "@edgebert-thermal"
+_ZONE_LINE = re.compile(rf"^{THERMAL_MARK} (?P<phase>\w+) (?P<zone>\S+) (?P<milli>-?\d+)(?: (?P<kind>.*))?$")
+
+
+def parse_sys_thermal(text: str, phase: str, source: str = "/sys/class/thermal") -> dict | None:
+    """{"source", "max_c", "zones": {type: C}} from the `phase` lines, the same form as the bench script's
+    read_thermal (a zone's type names it; a repeated type adds the zone); None when no zone was readable."""
+    zones: dict[str, float] = {}
+    for line in text.splitlines():
+        m = _ZONE_LINE.match(line.strip())
+        if not m or m["phase"] != phase:
+            continue
+        kind = (m["kind"] or "").strip() or m["zone"]
+        zones[kind if kind not in zones else f"{kind} ({m['zone']})"] = int(m["milli"]) / 1000.0
+    if not zones:
+        return None
+    return {"source": source, "max_c": max(zones.values()), "zones": zones}

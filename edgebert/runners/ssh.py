@@ -16,6 +16,7 @@ import os
 import re
 import shlex
 import shutil
+import subprocess
 import tempfile
 import time
 from dataclasses import replace
@@ -35,6 +36,7 @@ from edgebert.runners.interface import (
     run_process,
     tail,
 )
+from edgebert.runners.parse import THERMAL_MARK, parse_sys_thermal
 from edgebert.runners.results import (
     BENCH_SCRIPT,
     benchmark_model_input_flags,
@@ -57,6 +59,8 @@ _PREPARE = (
     "else echo \"model=$(sed -n 's/^model name[[:space:]]*:[[:space:]]*//p' /proc/cpuinfo | head -n 1)\"; fi"
 )
 _SAFE_DIR = re.compile(r"^/[A-Za-z0-9._/-]+$")
+# Where a Linux board shows its temperatures (a module constant: tests point it at a fake tree).
+THERMAL_ROOT = "/sys/class/thermal"
 _UNREACHABLE = (
     "Connection refused",
     "timed out",
@@ -177,7 +181,9 @@ class SshRunner:
                 self._scp(files, info["dir"], timeout_s=left())
             flags, seq_len, note = benchmark_model_input_flags(path, config.vocab_size) if binary else ([], None, None)
             argv = self._command(info["dir"], model_name, config, binary, flags, left())
-            proc = self._ssh(_in_dir(info["dir"], argv), timeout_s=left(), what=f"the benchmark on {self.target.uri}")
+            # benchmark_model reads no temperatures: the same remote shell reads the zones around it.
+            remote = _in_dir(info["dir"], argv, thermal=bool(binary))
+            proc = self._ssh(remote, timeout_s=left(), what=f"the benchmark on {self.target.uri}")
             finished = True  # the remote shell's exit trap has removed the dir
         finally:
             if not finished:  # copy failed, connection lost, timeout, Ctrl-C
@@ -185,6 +191,7 @@ class SshRunner:
         self._check_launch(proc, argv[2] if self.options.taskset_mask else argv[0])
         where, wall = self.target.uri, time.perf_counter() - start
         if binary:
+            proc, thermal = _split_thermal(proc)
             result = result_from_benchmark_model(
                 proc,
                 where=where,
@@ -197,7 +204,7 @@ class SshRunner:
                 notes=(note,) if note else (),
                 seq_len=seq_len,
             )
-            result = replace(result, sustained_s=config.sustained_s or None)
+            result = replace(result, sustained_s=config.sustained_s or None, **thermal)
         else:
             result = result_from_script(proc, where=where, artifact=path.name, wall_s=wall, runs_on=where)
             result = replace(
@@ -272,10 +279,34 @@ class SshRunner:
             pass  # best effort: the original error is the one worth showing
 
 
-def _in_dir(remote_dir: str, argv: list[str]) -> str:
-    """The remote command line: run argv in the temp dir, which the shell removes however it exits."""
+def _in_dir(remote_dir: str, argv: list[str], thermal: bool = False) -> str:
+    """The remote command line: run argv in the temp dir, which the shell removes however it exits;
+    `thermal`: read the thermal zones just before and just after it (argv's exit status is kept)."""
     q = shlex.quote(remote_dir)
-    return f"cd {q} && trap {shlex.quote('rm -rf -- ' + q)} EXIT HUP INT TERM && {shlex.join(argv)}"
+    run = shlex.join(argv)
+    if thermal:
+        run = f"{{ {_read_zones('before')}; {run}; rc=$?; {_read_zones('after')}; exit $rc; }}"
+    return f"cd {q} && trap {shlex.quote('rm -rf -- ' + q)} EXIT HUP INT TERM && {run}"
+
+
+def _read_zones(phase: str) -> str:
+    """POSIX sh (dash, busybox ash) printing one THERMAL_MARK line per zone whose temp reads; a zone whose
+    driver refuses the read (EINVAL or ENODATA while a sensor sleeps) is left out, as read_thermal does."""
+    root = shlex.quote(THERMAL_ROOT)
+    return (
+        f'for z in {root}/thermal_zone*; do t=$(cat "$z/temp" 2>/dev/null) || continue; '
+        f'case "$t" in ""|*[!0-9-]*) continue;; esac; '
+        f'echo "{THERMAL_MARK} {phase} ${{z##*/}} $t $(cat "$z/type" 2>/dev/null)"; done'
+    )
+
+
+def _split_thermal(proc):
+    """(the process with the zone lines taken out of its stdout, {"thermal_before", "thermal_after"})."""
+    lines = (proc.stdout or "").splitlines(keepends=True)
+    marks = "".join(ln for ln in lines if ln.startswith(THERMAL_MARK))
+    rest = "".join(ln for ln in lines if not ln.startswith(THERMAL_MARK))
+    thermal = {f"thermal_{p}": parse_sys_thermal(marks, p, THERMAL_ROOT) for p in ("before", "after")}
+    return subprocess.CompletedProcess(proc.args, proc.returncode, rest, proc.stderr), thermal
 
 
 def _stage(path: Path, stage: Path, binary: str | None) -> tuple[list[Path], str]:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -115,19 +119,67 @@ def test_missing_model_dir(tmp_path):
         _export(tmp_path / "nope", tmp_path / "o")
 
 
-def test_unwritable_out(tiny_model_dir, tmp_path):
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o500)
-    try:
-        import os
+def _unprivileged(fn) -> tuple[str, str] | None:
+    """Call fn() as a user that file permissions bind: this process, or, as root (CI runs as root, and root
+    ignores permissions), a forked child that first becomes `nobody`. Returns (type name, message) of
+    what fn raised, or None."""
+    if os.geteuid() != 0:
+        try:
+            fn()
+        except Exception as exc:
+            return type(exc).__name__, str(exc)
+        return None
+    user = pwd.getpwnam("nobody")  # Debian and Ubuntu images have it; a KeyError here says which is missing
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        code = 1
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(user.pw_gid)
+            os.setuid(user.pw_uid)
+            try:
+                fn()
+                result = None
+            except Exception as exc:
+                result = [type(exc).__name__, str(exc)]
+            os.write(write, json.dumps({"uid": os.getuid(), "raised": result}).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as f:
+        data = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert status == 0 and data, f"the child running as nobody died (wait status {status})"
+    reply = json.loads(data)
+    assert reply["uid"] == user.pw_uid
+    return tuple(reply["raised"]) if reply["raised"] else None
 
-        if os.access(ro, os.W_OK):
-            pytest.skip("running as a user that ignores permissions")
-        with pytest.raises(OutputError, match="cannot write"):
-            _export(tiny_model_dir, ro / "o", formats=("onnx",), seq_len=32)
+
+def test_unwritable_out(tiny_model_dir):
+    """Runs for real as root too (as `nobody`, see _unprivileged): a skip here would hide it in CI."""
+    from edgebert.model.loaded import load
+    from edgebert.registry import CONVERTERS
+
+    loaded = load(str(tiny_model_dir))  # read here: the unprivileged child cannot enter root's pytest folders
+    CONVERTERS.get("onnx")()  # imported here: the child may not read the interpreter's own files either
+    # A folder every user can enter but nobody may write to, where `nobody` can reach it.
+    base = Path(tempfile.mkdtemp(prefix="edgebert-perm-"))
+    ro = base / "ro"
+    ro.mkdir()
+    try:
+        base.chmod(0o755)
+        ro.chmod(0o555)
+        cfg = ExportConfig(out=str(ro / "o"), model=str(tiny_model_dir), formats=("onnx",), seq_len=32)
+        raised = _unprivileged(lambda: export(cfg, progress=False, loaded=loaded))
+        assert raised is not None and raised[0] == "OutputError", raised
+        assert f"cannot write to {ro} (permission denied)" in raised[1]
+        assert list(ro.iterdir()) == []
     finally:
         ro.chmod(0o700)
+        shutil.rmtree(base)
 
 
 def test_out_is_a_file(tiny_model_dir, tmp_path):
