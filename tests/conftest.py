@@ -108,8 +108,8 @@ def _own_cache_dir(tmp_path_factory, monkeypatch):
 
 # Skips that mean "this machine lacks a tool", not "this test does not apply". Under
 # EDGEBERT_REQUIRE_ALL=1 (.ci/run sets it) they fail: CI must run the sshd, litert-torch and toybox
-# tests, never quietly drop them. The permission tests' skip (root ignores permissions) is not among
-# them yet: .ci/run runs as root.
+# tests, never quietly drop them. The permission test does not skip as root (CI runs as root): it
+# runs its check as `nobody` (tests/export/test_pipeline.py).
 REQUIRED_SKIPS = ("sshd", "litert", "tflite extra", "toybox")
 
 
