@@ -28,7 +28,8 @@ the proxy (measured), latency predicted by the shipped profiles (fp32; host onnx
   pixel6  budget 6.3 / 11 / 19.2 / 33.6 / 58.8 ms: grid -, 0.2927, 0.4986, 0.6767, 0.9071;
           search 0.3357, 0.4530, 0.6517, 0.7599, 0.9730 (+16.0, +15.3, +8.3, +6.6 pt)
   search 69 s on host (rewiring + 68 proxy measurements, partly read from an earlier run's cache), 16 s on
-  pixel6 (measurements cached by the host run). Predictor: Spearman 0.958 on 12 held-out configurations.
+  pixel6 (measurements cached by the host run); with an empty $EDGEBERT_CACHE_DIR (load average 7.8):
+  83 s on host, then 21 s on pixel6, same figures. Predictor: Spearman 0.958 on 12 held-out configurations.
   Caveat: the proxy is the cosine to the full model's final embedding, which rewards keeping the last layer
   (DynaBERT's depth rule drops it: layers 0, 2, 4 at d0.5); every searched choice keeps layer 5. The gains
   are on that proxy, not on a task's accuracy.
