@@ -15,6 +15,7 @@ from edgebert.export.report import write_report
 from edgebert.export.runtimes import APP_RUNTIMES, formats_for, profile_runtime
 from edgebert.model.loaded import Loaded, load
 from edgebert.runners import RunnerOptions, Target, parse_target
+from edgebert.search.pick import searched_selection
 from edgebert.select.budget import Budget
 from edgebert.select.choose import choose, predictor, selection_section
 from edgebert.select.profiles import DeviceProfile
@@ -44,6 +45,7 @@ class DeviceExport:
     options: RunnerOptions = RunnerOptions()  # how to reach the target
     measuring: MeasureSettings = MeasureSettings()  # runs, timeout, cooldown, sustained (local and target)
     max_quality_drop: float | None = None  # the accuracy gate of int8/fp16 artifacts (export/gate.py)
+    search: bool = False  # per-layer search (edgebert/search) instead of the uniform grid
 
     @property
     def default_out(self) -> str:
@@ -64,21 +66,26 @@ def device_export(req: DeviceExport, progress: bool = True, loaded: Loaded | Non
         req = replace(req, formats=formats_for(app_runtime, req.formats, req.quantize))
     loadable = APP_RUNTIMES[app_runtime].precisions if app_runtime is not None else None
     loaded = loaded or load(req.model)
-    quality, quality_source = quality_for(loaded, progress)
-    quantized = QuantizedQuality(loaded, quality, progress)  # int8/fp16 figures, measured as the selector asks
-    selection = choose(
-        loaded.full.config,
-        profile,
-        budget,
-        quality,
-        req.formats,
-        req.quantize,
-        req.seq_len,
-        threads,
-        quantized,
-        loadable=loadable,
-    )
-    ch = selection.chosen
+    if req.search:  # issue 17: a per-layer sub-network searched under this budget (proxy quality, measured)
+        ch, section = searched_selection(
+            loaded, profile, budget, req.formats, req.quantize, req.seq_len, threads, progress
+        )
+    else:
+        quality, quality_source = quality_for(loaded, progress)
+        quantized = QuantizedQuality(loaded, quality, progress)  # int8/fp16 figures, measured as the selector asks
+        selection = choose(
+            loaded.full.config,
+            profile,
+            budget,
+            quality,
+            req.formats,
+            req.quantize,
+            req.seq_len,
+            threads,
+            quantized,
+            loadable=loadable,
+        )
+        ch, section = selection.chosen, selection_section(selection, quality_source)
     out = req.out or req.default_out
     cfg = ExportConfig(
         out=out,
@@ -103,7 +110,7 @@ def device_export(req: DeviceExport, progress: bool = True, loaded: Loaded | Non
             "latency_from": budget.latency_from,
             "memory_from": budget.memory_from,
         },
-        "selection": selection_section(selection, quality_source),
+        "selection": section,
     }
     if app_runtime is not None:
         extra["app_runtime"] = {
