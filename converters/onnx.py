@@ -27,7 +27,7 @@ from edgebert.converters._common import (
 )
 from edgebert.registry import CONVERTERS
 
-__all__ = ["OnnxConverter", "metadata_props"]
+__all__ = ["OnnxConverter", "metadata_props", "dynamic_proto", "fp16_proto", "quantize_int8_proto", "split_for_int8"]
 
 OPSET = 20
 _STACK_TRACE = "pkg.torch.onnx.stack_trace"
@@ -78,13 +78,29 @@ def _keep_ends(proto, weights: dict, side: list[str], layers: int) -> list[str]:
 
 
 def _quantize_int8(model, seq_len: int, path: Path, keep_ends: bool = False) -> str:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
     # Measured on MiniLM (min / mean cosine over the verify inputs): plain per-channel dynamic int8
     # 0.962 / 0.987 -- short sentences batched with long ones suffer most; with outlier channels split
     # out 0.988 / 0.996, at the same latency.
     split, n_channels = split_outlier_channels(model, max_channels=_MAX_OUTLIERS)
-    proto = export_proto(split, seq_len)
+    n_side, kept = quantize_int8_proto(export_proto(split, seq_len), path, len(model.layers) if keep_ends else None)
+    ends = f"; embeddings and the first and last layer ({kept} nodes) kept fp32" if keep_ends else ""
+    return (
+        f"int8: ORT dynamic quantization, per-channel int8 weights, activations quantized per tensor at run "
+        f"time; {n_channels} outlier input channels (in {n_side} linear layers) bypass int8 in fp32{ends}"
+    )
+
+
+def split_for_int8(model):
+    """(the model with its outlier input channels routed around int8, channels split): what int8 graphs export."""
+    return split_outlier_channels(model, max_channels=_MAX_OUTLIERS)
+
+
+def quantize_int8_proto(proto, path: Path, keep_ends_layers: int | None = None) -> tuple[int, int]:
+    """ORT dynamic per-channel int8 of an fp32 graph exported from a `split_for_int8` model, written to `path`;
+    the outlier side products stay fp32 (and with `keep_ends_layers`, the embeddings and end layers).
+    Returns (side MatMuls kept fp32, end nodes kept fp32)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
     _drop_initializer_value_info(proto)
     weights = {t.name: t for t in proto.graph.initializer}
     # The outlier side products are the MatMuls whose weight has at most _MAX_OUTLIERS input rows.
@@ -96,14 +112,18 @@ def _quantize_int8(model, seq_len: int, path: Path, keep_ends: bool = False) -> 
         and len(weights[n.input[1]].dims) == 2
         and weights[n.input[1]].dims[0] <= _MAX_OUTLIERS
     ]
-    kept = _keep_ends(proto, weights, side, len(model.layers)) if keep_ends else []
+    kept = _keep_ends(proto, weights, side, keep_ends_layers) if keep_ends_layers else []
     with quiet():
         quantize_dynamic(proto, path, per_channel=True, weight_type=QuantType.QInt8, nodes_to_exclude=side + kept)
-    ends = f"; embeddings and the first and last layer ({len(kept)} nodes) kept fp32" if keep_ends else ""
-    return (
-        f"int8: ORT dynamic quantization, per-channel int8 weights, activations quantized per tensor at run "
-        f"time; {n_channels} outlier input channels (in {len(side)} linear layers) bypass int8 in fp32{ends}"
-    )
+    return len(side), len(kept)
+
+
+def fp16_proto(proto):
+    """Weights and compute in float16; inputs and outputs keep their types (int64 / float32)."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    with quiet():
+        return convert_float_to_float16(proto, keep_io_types=True)
 
 
 @CONVERTERS.register("onnx")
@@ -129,10 +149,7 @@ class OnnxConverter(ConverterBase):
         else:
             proto = export_proto(model, config.seq_len)
             if config.precision == "fp16":
-                from onnxruntime.transformers.float16 import convert_float_to_float16
-
-                with quiet():
-                    proto = convert_float_to_float16(proto, keep_io_types=True)
+                proto = fp16_proto(proto)
                 notes.append(
                     "fp16: weights and compute in float16, inputs/outputs stay int64/float32; ORT's CPU "
                     "provider inserts casts for ops without fp16 kernels, so fp16 is for size, not CPU speed"

@@ -1,10 +1,13 @@
 """Early-exit segments on disk: one graph per segment, written per format.
 
-A segment is a plain nn.Module (export/segments.py builds them) whose inputs all have shape [batch,
-sequence, ...]. ONNX: one file per segment, dynamic batch and sequence. TorchScript: one traced, frozen
+A segment is a plain nn.Module (export/segments.py builds them, `build(model)`) whose inputs all have shape
+[batch, sequence, ...]. ONNX: one file per segment, dynamic batch and sequence. TorchScript: one traced, frozen
 file per segment. TFLite: one file holding one signature per segment, static (1, seq_len) like the
-plain TFLite artifact. Each writer returns the file names it wrote; verification happens in
-export/segments.py through edgebert.runtime, the code `edgebert predict` runs.
+plain TFLite artifact. Precisions are the plain converters' own recipes, applied per segment: ONNX int8 =
+ORT dynamic per-channel int8 with the outlier channels kept fp32, ONNX fp16 = float16 weights and compute
+with float32 I/O (so the hidden state passed between segments stays float32); TFLite int8/fp16 =
+ai-edge-quantizer on the multi-signature file. Each writer returns the file names it wrote; verification
+happens in export/segments.py through edgebert.runtime, the code `edgebert predict` runs.
 """
 
 from __future__ import annotations
@@ -15,25 +18,35 @@ import torch
 
 from edgebert._optional import require
 from edgebert.converters._common import quiet
-from edgebert.converters.onnx import dynamic_proto
+from edgebert.converters.onnx import dynamic_proto, fp16_proto, quantize_int8_proto, split_for_int8
+from edgebert.converters.tflite import quantize_model_bytes
 from edgebert.registry import SEGMENT_WRITERS
 
 __all__ = ["write_onnx", "write_torchscript", "write_tflite"]
 
 
 @SEGMENT_WRITERS.register("onnx")
-def write_onnx(segments, examples, names, folder: Path, max_len: int) -> list[str]:
+def write_onnx(model, build, examples, folder: Path, max_len: int, precision: str = "fp32") -> list[str]:
     import onnx
 
+    # int8 exports the model with its outlier channels split out (same function), as the plain int8 file.
+    segments, names = build(split_for_int8(model)[0] if precision == "int8" else model)
     files = []
     for k, (seg, example, (inputs, outputs)) in enumerate(zip(segments, examples, names), start=1):
         files.append(f"segment_{k}.onnx")
-        onnx.save(dynamic_proto(seg, example, inputs, outputs, max_len), str(folder / files[-1]))
+        proto = dynamic_proto(seg, example, inputs, outputs, max_len)
+        if precision == "int8":
+            quantize_int8_proto(proto, folder / files[-1])
+            continue
+        onnx.save(fp16_proto(proto) if precision == "fp16" else proto, str(folder / files[-1]))
     return files
 
 
 @SEGMENT_WRITERS.register("torchscript")
-def write_torchscript(segments, examples, names, folder: Path, max_len: int) -> list[str]:
+def write_torchscript(model, build, examples, folder: Path, max_len: int, precision: str = "fp32") -> list[str]:
+    if precision != "fp32":
+        raise ValueError(f"TorchScript segments are fp32 only, got {precision}")  # resolved by the caller
+    segments, _ = build(model)
     files = []
     for k, (seg, example) in enumerate(zip(segments, examples), start=1):
         with quiet(), torch.no_grad():
@@ -57,7 +70,8 @@ class _Named(torch.nn.Module):
 
 
 @SEGMENT_WRITERS.register("tflite")
-def write_tflite(segments, examples, names, folder: Path, max_len: int) -> list[str]:
+def write_tflite(model, build, examples, folder: Path, max_len: int, precision: str = "fp32") -> list[str]:
+    segments, names = build(model)
     with quiet():
         litert_torch = require("litert_torch", extra="tflite", what="TFLite early-exit segments")
     converter = None
@@ -71,7 +85,8 @@ def write_tflite(segments, examples, names, folder: Path, max_len: int) -> list[
     with quiet():
         edge = converter.convert()
         content = edge.model_content() if callable(edge.model_content) else edge.model_content
-    (folder / "segments.tflite").write_bytes(bytes(content))
+        content = bytes(content) if precision == "fp32" else quantize_model_bytes(bytes(content), precision)
+    (folder / "segments.tflite").write_bytes(content)
     return ["segments.tflite"]
 
 

@@ -23,7 +23,7 @@ from edgebert.converters.tflite_metadata import write_metadata
 from edgebert.errors import ModelError
 from edgebert.registry import CONVERTERS
 
-__all__ = ["TfliteConverter"]
+__all__ = ["TfliteConverter", "quantize_model_bytes"]
 
 _WHAT = "TFLite export"
 
@@ -66,7 +66,7 @@ def _keep_ends_regex(layers: int) -> str:
     return rf"({ends})/[^;]*Linear_"
 
 
-def _quantize(float_model: bytes, precision: str, keep_ends: int | None = None) -> bytes:
+def quantize_model_bytes(float_model: bytes, precision: str, keep_ends: int | None = None) -> bytes:
     """`keep_ends`: the number of encoder layers, for the int8-keep-ends recipe (embeddings, first and last
     layer and the head stay fp32 through ai-edge-quantizer's NO_QUANTIZE, the latest matching rule winning)."""
     aeq = require("ai_edge_quantizer.quantizer", extra="tflite", what=_WHAT)
@@ -118,7 +118,9 @@ class TfliteConverter(ConverterBase):
             content = edge.model_content() if callable(edge.model_content) else edge.model_content
             keep = len(model.layers) if config.recipe == "int8-keep-ends" else None
             content = (
-                bytes(content) if config.precision == "fp32" else _quantize(bytes(content), config.precision, keep)
+                bytes(content)
+                if config.precision == "fp32"
+                else quantize_model_bytes(bytes(content), config.precision, keep)
             )
         Path(path).write_bytes(content)
         facts = io_facts(model, 1, seq_len, int_dtype="int32")

@@ -55,7 +55,9 @@ def export_folder_proof(folder: Path) -> str | None:
         return f"its {MANIFEST} has schema {schema!r}, not edgebert's {SCHEMA!r}"
     try:
         files = {a["file"] for a in manifest["artifacts"]} | set(manifest["tokenizer"]["files"])
-    except (KeyError, TypeError):
+        # early-exit segments (export/segments.py): listed per format in their own section
+        files |= {f["file"] for fs in ((manifest.get("early_exit") or {}).get("files") or {}).values() for f in fs}
+    except (KeyError, TypeError, AttributeError):
         return f"its {MANIFEST} lists no artifacts and tokenizer files"
     extra = unlisted(folder, files | _EXPORT_EXTRAS, {SUBNET_DIR})
     if extra:

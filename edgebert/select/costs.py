@@ -6,13 +6,13 @@ weight bytes per precision and format, and the size of the largest set of live a
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from edgebert.model.config import BertConfig, is_factorised
 from edgebert.model.spec import SubnetSpec, subnet_config
 from edgebert.registry import CONVERTERS
 
-__all__ = ["Costs", "costs"]
+__all__ = ["Costs", "costs", "segment_costs"]
 
 _BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
 
@@ -144,3 +144,30 @@ def _matrix(rows: int, cols: int, rank: int) -> tuple[int, int]:
     if is_factorised(rows, cols, rank):
         return rank * (rows + cols), rank + rows
     return rows * cols, rows
+
+
+def segment_costs(config: BertConfig, seq_len: int, spec: SubnetSpec | None = None) -> list[Costs]:
+    """Costs of each early-exit segment of `config` (or its sub-network `spec`), in order (export/segments.py):
+    segment 1 = embeddings + layer 1 + exit 1, segment k = layer k + exit k. Every exit is a pooler +
+    classifier like the final head, so each segment carries one head's MACs; the embedding tables belong to
+    segment 1 alone. Each is one runtime call, so the latency model gives each its own fixed cost."""
+    if spec is not None:
+        config = subnet_config(config, spec)
+    out = []
+    for k, (heads, width) in enumerate(zip(config.heads, config.ffn)):
+        one = replace(config, heads=(heads,), ffn=(width,), source_layers=(config.source_layers[k],))
+        c = costs(one, seq_len)
+        if k:  # no embeddings: the hidden state comes in from the previous segment
+            h = c.hidden
+            rank_macs = c.embedding_macs // seq_len if seq_len else 0  # a factorised table's projection
+            c = replace(
+                c,
+                embedding_params=0,
+                embedding_macs=0,
+                table_rows=0,
+                matrix_params=c.matrix_params - rank_macs,
+                matrix_rows=c.matrix_rows - (h if rank_macs else 0),
+                vector_params=c.vector_params - 2 * h,
+            )
+        out.append(c)
+    return out
