@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from edgebert.bench import local_measurer
+from edgebert.bench import MeasureSettings, local_measurer
 from edgebert.calibrate.quick import calibrate_host
 from edgebert.commands.early_exit import SegmentTiming, early_exit_summary, format_early_exit, prepare_early_exit
 from edgebert.commands.text import fmt
@@ -48,6 +48,8 @@ def run_export(
     no_measure=False,
     runs=50,
     timeout=DEFAULT_TIMEOUT_S,
+    cooldown=0.0,
+    sustained=0.0,
     options: RunnerOptions | None = None,
     progress: bool = True,
     no_calibrate: bool = False,
@@ -62,6 +64,7 @@ def run_export(
     cached; `say` reports it) unless no_calibrate, which keeps the shipped fit with its widened error.
     `runtime` (--runtime; with --device, else the profile's `runtime:` when it names one) keeps to the formats
     and precisions that runtime loads (export/runtimes.py)."""
+    measuring = MeasureSettings(runs=runs, timeout_s=timeout, cooldown_s=cooldown, sustained_s=sustained)
     lengths = ExportConfig.lengths_fields(seq_len)  # --seq-len: one length, or buckets ending at the largest
     _check_quality_drop(max_quality_drop, quantize)
     seq_len = lengths["seq_len"]
@@ -98,9 +101,8 @@ def run_export(
             force=force,
             target=parse_target(target) if target else None,
             measure=not no_measure,
-            runs=runs,
             options=options or RunnerOptions(),
-            timeout_s=timeout,
+            measuring=measuring,
             max_quality_drop=max_quality_drop,
             app_runtime=runtime,
         )
@@ -132,7 +134,7 @@ def run_export(
         bench = BenchConfig(threads=cfg.threads, runs=runs, seq_len=cfg.seq_len, timeout_s=timeout)
         timing = SegmentTiming(targets=(parse_target("local"),), config=bench)
     loaded, finish = prepare_early_exit(cfg, early_exit, timing) if early_exit is not None else (None, None)
-    measure = None if no_measure else local_measurer(threads=cfg.threads, seq_len=cfg.seq_len, runs=runs)
+    measure = None if no_measure else local_measurer(cfg.threads, cfg.seq_len, measuring)
     manifest = export(cfg, progress=progress, measure=measure, loaded=loaded, finish=finish)
     return {**export_summary(manifest, cfg.out), "early_exit": early_exit_summary(manifest)}
 
