@@ -25,7 +25,15 @@ from edgebert.artifact import ModelCard
 from edgebert.converters._common import INPUT_NAMES
 from edgebert.errors import ModelError
 
-__all__ = ["METADATA_NAME", "write_metadata", "read_metadata", "metadata_flatbuffer", "summary", "packed_file"]
+__all__ = [
+    "METADATA_NAME",
+    "write_metadata",
+    "write_segments_metadata",
+    "read_metadata",
+    "metadata_flatbuffer",
+    "summary",
+    "packed_file",
+]
 
 METADATA_NAME = b"TFLITE_METADATA"
 _IDENTIFIER = b"M001"
@@ -40,6 +48,11 @@ _INPUT_METADATA = {
     "input_ids": ("ids", "Tokenized ids of the input text (WordPiece, [CLS] ... [SEP]), padded with 0."),
     "attention_mask": ("mask", "1 for real tokens, 0 for padding."),
     "token_type_ids": ("segment_ids", "0 for the first sentence, 1 for the second of a pair."),
+}
+# Early-exit segments (export/segments.py): the tensors that are not the tokenized text.
+_SEGMENT_TENSORS = {
+    "hidden": "Hidden states [1, sequence, hidden] from the previous segment's hidden_out.",
+    "hidden_out": "Hidden states after this segment's layer: the next segment's `hidden` input.",
 }
 _INLINE_LIMIT = 2**31 - 2**26  # flatbuffers address 2 GB; leave room for the graph itself
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed: the same model gives the same bytes
@@ -99,6 +112,10 @@ def metadata_flatbuffer(card: ModelCard, input_order: list[str], subgraphs: list
     in subgraph order (replaces input_order); each gets its own SubGraphMetadata with the tokenizer."""
     w = _Writer()
     graphs = [_subgraph(w, card, name, order) for name, order in (subgraphs or [(card.name, input_order)])]
+    return _finish(w, card, graphs)
+
+
+def _finish(w: _Writer, card: ModelCard, graphs: list) -> bytes:
     # ModelMetadata: name 0, description 1, version 2, subgraph_metadata 3, author 4, license 5,
     # associated_files 6, min_parser_version 7
     root = w.table(
@@ -116,7 +133,7 @@ def metadata_flatbuffer(card: ModelCard, input_order: list[str], subgraphs: list
     return bytes(w.b.Output())
 
 
-def _subgraph(w: _Writer, card: ModelCard, name: str, input_order: list[str]):
+def _tokenizer_units(w: _Writer, card: ModelCard) -> list:
     units = []
     if card.vocab:
         vocab = w.associated_file(
@@ -124,18 +141,48 @@ def _subgraph(w: _Writer, card: ModelCard, name: str, input_order: list[str]):
         )
         bert = w.table(1, {0: w.vector([vocab])})  # BertTokenizerOptions: vocab_file 0
         units.append(w.table(2, {1: bert}, {0: _BERT_TOKENIZER}))  # ProcessUnit: options_type 0, options 1
+    return units
+
+
+def _labels_file(w: _Writer, card: ModelCard):
+    return w.associated_file(card.labels_file, "Class names, one per line, in logit order.", _TENSOR_AXIS_LABELS)
+
+
+def _subgraph(w: _Writer, card: ModelCard, name: str, input_order: list[str]):
+    units = _tokenizer_units(w, card)
     inputs = [w.tensor(*_INPUT_METADATA[name]) for name in input_order]
     if card.task == "classification":
-        labels = w.associated_file(card.labels_file, "Class names, one per line, in logit order.", _TENSOR_AXIS_LABELS)
-        output = w.tensor(card.output_name, "Class logits (before softmax), one per label.", [labels])
+        output = w.tensor(card.output_name, "Class logits (before softmax), one per label.", [_labels_file(w, card)])
     else:
         output = w.tensor(card.output_name, "Sentence embedding: token states mean-pooled over the attention mask.")
     # SubGraphMetadata: name 0, description 1, input_tensor_metadata 2, output_tensor_metadata 3,
     # associated_files 4, input_process_units 5, ...
-    sub_refs = {0: w.string(name), 2: w.vector(inputs), 3: w.vector([output])}
+    return _subgraph_table(w, name, inputs, [output], units)
+
+
+def _subgraph_table(w: _Writer, name: str, inputs: list, outputs: list, units: list, description: str | None = None):
+    sub_refs = {0: w.string(name), 1: w.string(description), 2: w.vector(inputs), 3: w.vector(outputs)}
     if units:
         sub_refs[5] = w.vector(units)
     return w.table(10, sub_refs)
+
+
+def _segment_subgraph(w: _Writer, card: ModelCard, key: str, k: int, inputs: list[str], outputs: list[str]):
+    """One early-exit segment's signature: token inputs as MediaPipe names them (and the tokenizer) in the
+    first; `hidden` in the others; outputs `hidden_out` (but the last) and the exit's `logits` with labels."""
+    units = _tokenizer_units(w, card) if "input_ids" in inputs else []
+    tensors = [
+        w.tensor(*_INPUT_METADATA[n]) if n in _INPUT_METADATA else w.tensor(n, _SEGMENT_TENSORS.get(n, n))
+        for n in inputs
+    ]
+    outs = [
+        w.tensor(n, f"Exit {k} class logits (before softmax), one per label.", [_labels_file(w, card)])
+        if n == "logits"
+        else w.tensor(n, _SEGMENT_TENSORS.get(n, n))
+        for n in outputs
+    ]
+    what = "the tokenized text" if units else "the previous segment's hidden states"
+    return _subgraph_table(w, key, tensors, outs, units, f"Early-exit segment {k}: layer {k} from {what}.")
 
 
 def _associated_files(card: ModelCard) -> dict[str, bytes]:
@@ -149,6 +196,38 @@ def _associated_files(card: ModelCard) -> dict[str, bytes]:
 
 def write_metadata(path: Path, card: ModelCard) -> dict:
     """Put `card` into the .tflite at `path` (in place); return a summary for the manifest."""
+
+    def build(model) -> bytes:
+        orders = [[_canonical(g.tensors[i].name.decode()) for i in g.inputs] for g in model.subgraphs]
+        subgraphs = None
+        if len(orders) > 1:  # sequence-length buckets: one subgraph per signature
+            keys = {sd.subgraphIndex: sd.signatureKey.decode() for sd in model.signatureDefs or []}
+            subgraphs = [(keys.get(i, f"subgraph {i}"), order) for i, order in enumerate(orders)]
+        return metadata_flatbuffer(card, orders[0], subgraphs)
+
+    return _rewrite(path, card, build)
+
+
+def write_segments_metadata(path: Path, card: ModelCard) -> dict:
+    """The early-exit segments file (one signature per segment, segment_1 ...): a SubGraphMetadata each, named by
+    its signature's input and output names, with the vocab and labels packed in once."""
+
+    def build(model) -> bytes:
+        w = _Writer()
+        graphs = []
+        for k, sd in enumerate(sorted(model.signatureDefs, key=lambda sd: sd.subgraphIndex), start=1):
+            g = model.subgraphs[sd.subgraphIndex]
+            ins = {t.tensorIndex: t.name.decode() for t in sd.inputs}
+            outs = {t.tensorIndex: t.name.decode() for t in sd.outputs}
+            key = sd.signatureKey.decode()
+            graphs.append(_segment_subgraph(w, card, key, k, [ins[i] for i in g.inputs], [outs[i] for i in g.outputs]))
+        return _finish(w, card, graphs)
+
+    return _rewrite(path, card, build)
+
+
+def _rewrite(path: Path, card: ModelCard, build) -> dict:
+    """Inline the buffers, put the metadata `build(model)` returns into the model, pack the associated files."""
     flatbuffers, schema = _fb()
     path = Path(path)
     raw = path.read_bytes()
@@ -163,12 +242,7 @@ def write_metadata(path: Path, card: ModelCard) -> dict:
         for i, blob in blobs.items():
             model.buffers[i].data, model.buffers[i].offset, model.buffers[i].size = np.frombuffer(blob, np.uint8), 0, 0
         blobs = {}
-    orders = [[_canonical(g.tensors[i].name.decode()) for i in g.inputs] for g in model.subgraphs]
-    subgraphs = None
-    if len(orders) > 1:  # sequence-length buckets: one subgraph per signature
-        keys = {sd.subgraphIndex: sd.signatureKey.decode() for sd in model.signatureDefs or []}
-        subgraphs = [(keys.get(i, f"subgraph {i}"), order) for i, order in enumerate(orders)]
-    meta = np.frombuffer(metadata_flatbuffer(card, orders[0], subgraphs), dtype=np.uint8)
+    meta = np.frombuffer(build(model), dtype=np.uint8)
     entries = [m for m in model.metadata or [] if m.name != METADATA_NAME]
     existing = [m for m in model.metadata or [] if m.name == METADATA_NAME]
     if existing:

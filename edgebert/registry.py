@@ -46,3 +46,7 @@ RUNNERS = Registry("target kind", {name: f"edgebert.runners.{name}" for name in 
 SEGMENT_WRITERS = Registry(
     "early-exit segment format", {name: "edgebert.converters.segments" for name in ("onnx", "tflite", "torchscript")}
 )
+# Their model cards (converters/segment_metadata.py): formats with a metadata slot apps read.
+SEGMENT_DESCRIBERS = Registry(
+    "early-exit segment metadata", {name: "edgebert.converters.segment_metadata" for name in ("onnx", "tflite")}
+)

@@ -11,18 +11,20 @@ edgebert.runtime.policy.run_policy is that loop, and `edgebert predict` runs it 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from edgebert.errors import ParityError, UsageError
+from edgebert.export.card import model_card
 from edgebert.export.verify import PARITY_TEXTS, decision_figures
 from edgebert.hashing import sha256_file
 from edgebert.model.bert import Bert
 from edgebert.model.exits import exit_logits, has_exits
 from edgebert.model.tokenizer import INPUT_NAMES, encode
-from edgebert.registry import CONVERTERS, SEGMENT_WRITERS
+from edgebert.registry import CONVERTERS, SEGMENT_DESCRIBERS, SEGMENT_WRITERS
 from edgebert.runtime.policy import Policy, run_policy, to_dict
 from edgebert.runtime.predictor import open_segments, segment_exits
 
@@ -245,6 +247,7 @@ def export_segments(
         raise UsageError(f"--early-exit cannot write {unsupported[0]} segments; formats: {', '.join(SEGMENT_FORMATS)}")
     model = model.eval()
     _, names = build_segments(model)
+    card = model_card(model, tokenizer, name=f"edgebert early-exit segments ({model.config.num_layers} exits)")
     section = {
         "policy": to_dict(policy),
         "layers": model.config.num_layers,
@@ -270,14 +273,17 @@ def export_segments(
         files = SEGMENT_WRITERS.get(fmt)(
             model, lambda m: build_segments(m), examples, folder, model.config.max_position_embeddings, actual
         )
+        # The card the plain artifacts carry (tokenizer, labels, inputs), per segment; hashed after writing it.
+        described = _describe(fmt, folder, files, card, section["static_segments" if static else "segments"])
         section["files"][fmt] = [
             {
                 "file": f,
                 "precision": actual,
                 "size_bytes": (folder / f).stat().st_size,
                 "sha256": sha256_file(folder / f),
+                **({"metadata": m} if m is not None else {}),
             }
-            for f in files
+            for f, m in zip(files, described)
         ]
         sessions = open_segments(folder, section, fmt, threads)
         parity = _verify(model, sessions, tokenizer, fmt, static, seq_len, actual)
@@ -289,6 +295,13 @@ def export_segments(
                 f"{'; '.join(parity['failures'])}. Nothing was written; {bug}."
             )
     return section
+
+
+def _describe(fmt: str, folder: Path, files: list[str], card, segments: list[dict]) -> list[dict | None]:
+    """Each file's metadata summary (None where the format has no metadata slot apps read)."""
+    if fmt not in SEGMENT_DESCRIBERS.names():
+        return [None] * len(files)
+    return SEGMENT_DESCRIBERS.get(fmt)(folder, files, card, segments)
 
 
 def _resolve(fmt: str, precision: str) -> tuple[str, str | None]:

@@ -87,6 +87,34 @@ def test_segments_match_pytorch_exit_logits(exported, fmt):
     assert tok is not None
 
 
+def test_segment_files_carry_the_model_card(exported):
+    """As the plain artifacts: ONNX metadata_props per segment, TFLite metadata per signature (issue 13)."""
+    import onnx
+
+    from edgebert.converters.tflite_metadata import packed_file, read_metadata
+
+    _, out, m = exported
+    files = m["early_exit"]["files"]
+    for k, f in enumerate(files["onnx"], start=1):
+        props = {p.key: p.value for p in onnx.load(str(out / f["file"])).metadata_props}
+        assert props == f["metadata"]["props"] and props["edgebert.segment"] == f"{k}/2"
+        assert json.loads(props["edgebert.inputs"]) == (
+            ["input_ids", "attention_mask", "token_type_ids"] if k == 1 else ["hidden", "attention_mask"]
+        )
+        assert (
+            json.loads(props["edgebert.labels"]) == ["neg", "pos"] and props["edgebert.tokenizer"] == "bert_wordpiece"
+        )
+    (tfl,) = files["tflite"]
+    meta = read_metadata(out / tfl["file"])
+    assert meta["subgraphs"] == ["segment_1", "segment_2"] and tfl["metadata"]["subgraphs"] == meta["subgraphs"]
+    assert [t["name"] for t in meta["inputs"]] == ["ids", "mask", "segment_ids"]  # MediaPipe's names, segment 1
+    assert [t["name"] for t in meta["outputs"]] == ["hidden_out", "logits"]
+    assert meta["input_process_units"] == [{"type": "BertTokenizer", "vocab_files": ["vocab.txt"]}]
+    assert packed_file(out / tfl["file"], "vocab.txt") == packed_file(out / "model.tflite", "vocab.txt")
+    assert packed_file(out / tfl["file"], "labels.txt").decode().split() == ["neg", "pos"]
+    assert "torchscript" in files and all("metadata" not in f for f in files["torchscript"])
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_predict_cli_json_on_every_format(exported, fmt, capsys):
     _, out, _ = exported
