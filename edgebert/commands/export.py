@@ -170,6 +170,7 @@ def export_summary(manifest: dict, out: str) -> dict:
                 },
                 "notes": a["notes"],
                 "not_measured": {k: a["latency"].get(k, []) for k in ("skipped", "failed")},
+                "buckets": [_bucket_summary(b) for b in a.get("buckets") or []],
             }
         )
     return {
@@ -182,6 +183,17 @@ def export_summary(manifest: dict, out: str) -> dict:
         "budget": manifest.get("budget"),
         "artifacts": arts,
         "measurement_failures": measurement_failures(manifest),
+    }
+
+
+def _bucket_summary(b: dict) -> dict:
+    measured, predicted = b["latency"]["measured"], b["latency"]["predicted"]
+    return {
+        "signature": b.get("signature"),
+        "seq_len": b["seq_len"],
+        "min_cosine": (b.get("parity") or {}).get("min_cosine"),
+        "measured_p50": measured[-1]["p50_ms"] if measured else None,
+        "predicted_p50": predicted["value"] if predicted else None,
     }
 
 
@@ -222,6 +234,11 @@ def format_export_summary(s: dict) -> str:
         )
         for note in a["notes"]:
             lines.append(f"  note: {note}")
+        for b in a.get("buckets", []):
+            lines.append(
+                f"  bucket {b['signature'] or 'dynamic'} ({b['seq_len']} tokens): cosine {fmt(b['min_cosine'], '.5f')}, "
+                f"p50 {fmt(b['measured_p50'], '.2f')} ms measured, {fmt(b['predicted_p50'], '.2f')} ms predicted"
+            )
         for kind, entries in a["not_measured"].items():
             lines.extend(f"  {kind} on {e['where']}: {e['why']}" for e in entries)
     cal = s.get("host_calibration")

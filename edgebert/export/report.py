@@ -103,6 +103,36 @@ def _artifact_rows(manifest: dict) -> list[str]:
     return rows
 
 
+def _bucket_rows(manifest: dict) -> list[str]:
+    """Every sequence-length bucket of every artifact: its signature (static files), parity and latency."""
+    rows = []
+    for a in manifest["artifacts"]:
+        for b in a.get("buckets") or []:
+            p, lat = b.get("parity") or {}, b.get("latency") or {}
+            pred = lat.get("predicted")
+            meas = "; ".join(
+                f"{m['p50_ms']:.2f} ({_where(m, manifest)}, {m['runs']} runs)" for m in lat.get("measured", [])
+            )
+            rows.append(
+                f"| {a['file']} | {b.get('signature') or '(dynamic graph)'} | {b['seq_len']} | "
+                f"{p.get('min_cosine', float('nan')):.5f} | {'-' if pred is None else format(pred['value'], '.2f')} | "
+                f"{meas or 'not measured'} |"
+            )
+    if not rows:
+        return []
+    return [
+        "## Sequence-length buckets",
+        "",
+        "An input runs in the smallest bucket that holds its tokens; the budget applies to "
+        f"{manifest['budget'].get('seq_len', '?')} tokens.",
+        "",
+        "| file | signature | tokens | parity min cos | predicted p50 ms | measured p50 ms (where, runs) |",
+        "|---|---|---:|---:|---:|---|",
+        *rows,
+        "",
+    ]
+
+
 def write_report(manifest: dict, folder: Path) -> Path:
     folder = Path(folder)
     plotted = plot_pareto(manifest, folder / "pareto.png")
@@ -126,6 +156,7 @@ def write_report(manifest: dict, folder: Path) -> Path:
         "",
         *_artifact_rows(manifest),
         "",
+        *_bucket_rows(manifest),
         *report_lines(manifest.get("compression")),
         "## Candidates considered (best quality first)",
         "",
