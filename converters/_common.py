@@ -59,10 +59,13 @@ def io_facts(model, batch, sequence, int_dtype: str = "int64") -> dict:
 # Measured: fp32 artifacts of both the tiny test models and MiniLM stay within ~3e-6 of PyTorch, so 1e-4
 # leaves room for other CPUs' kernels while still catching a wrong graph. Quantized outputs are judged by
 # direction (cosine) and by the decision a classifier makes, not element-wise.
+# A classifier's quantized outputs are judged by its class probabilities (max_prob_diff) and its decisions
+# on inputs that are not near-ties; int8's 0.1 is twice the largest change measured on 200 Rotten Tomatoes
+# dev texts (LadaBERT-compressed MiniLM, int8 TFLite: 0.050; `python benchmarks/compress.py`'s r256 model).
 _TOLERANCES = {
     "fp32": Tolerance(max_abs_diff=1e-4, min_cosine=0.9999, min_argmax_agreement=1.0),
-    "fp16": Tolerance(max_abs_diff=None, min_cosine=0.999, min_argmax_agreement=1.0),
-    "int8": Tolerance(max_abs_diff=None, min_cosine=0.98, min_argmax_agreement=0.9),
+    "fp16": Tolerance(max_abs_diff=None, min_cosine=0.999, min_argmax_agreement=1.0, max_prob_diff=0.01),
+    "int8": Tolerance(max_abs_diff=None, min_cosine=0.98, min_argmax_agreement=1.0, max_prob_diff=0.1),
 }
 
 
