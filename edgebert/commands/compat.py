@@ -16,8 +16,10 @@ def format_compat(r: dict) -> str:
     lines = [f"{'file':<16}{'precision':<10}{'runtime':<24}{'max|diff|':>10}{'min cosine':>11}{'argmax':>8}  verdict"]
     for row in r["rows"]:
         verdict = row["status"]
-        if row.get("why") or row.get("error"):
-            verdict += f" ({(row.get('why') or row['error']).splitlines()[0][:100]})"
+        if row.get("why"):  # the fact a reader needs, in full
+            verdict += f" ({row['why']})"
+        elif row.get("error"):
+            verdict += f" ({row['error'].splitlines()[0][:100]})"
         lines.append(
             f"{row['file']:<16}{row['precision']:<10}{row['runtime']:<24}{fmt(row.get('max_abs_diff'), '.2g'):>10}"
             f"{fmt(row.get('min_cosine'), '.6f'):>11}{fmt(row.get('argmax_agreement'), '.2f'):>8}  {verdict}"

@@ -24,6 +24,7 @@ from edgebert.export.isolated import ISOLATED, NOT_INSTALLED, IsolatedSession, e
 from edgebert.export.manifest import SUBNET_DIR, mismatches, read_manifest, write_manifest
 from edgebert.export.mediapipe_env import ENV_VAR, mediapipe_python, run_mediapipe
 from edgebert.export.ort_mobile import ort_mobile
+from edgebert.export.runtimes import APP_RUNTIMES
 from edgebert.export.verify import PARITY_TEXTS, verify
 from edgebert.hashing import now_iso
 from edgebert.model.bert import load_model
@@ -83,6 +84,9 @@ def _isolated(folder: Path, a: dict, name: str, reference, tokenizer) -> dict:
                 figures = _parity(a, session, reference, tokenizer)
             except RunnerError as exc:  # loads, then fails or crashes on the first input: also a verdict
                 return _row(a, name, "does not run", loads=True, agrees=None, error=str(exc))
+            known = APP_RUNTIMES[name] if name in APP_RUNTIMES else None
+            if figures["status"] == "disagrees" and known and a["precision"] not in known.precisions:
+                figures["why"] = known.cannot  # measured before: export --runtime already keeps to the others
             return _row(a, name, version=session.version, **figures)
     except RunnerError as exc:
         return _row(a, name, f"not checked: the {name} environment failed", loads=None, agrees=None, error=str(exc))

@@ -61,7 +61,7 @@ class _Chose(Exception):
 def test_device_export_filters_candidates_by_the_profile_runtime(monkeypatch, runtime, flag, formats, loadable):
     seen = {}
 
-    def choose(config, profile, budget, quality, formats, quantize, seq_len, threads, quantized, loadable=None):
+    def choose(config, profile, budget, quality, formats, *args, loadable=None, **kw):
         seen.update(formats=formats, loadable=loadable)
         raise _Chose
 
