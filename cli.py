@@ -191,6 +191,14 @@ def cli(ctx):
     help="also write early-exit segments, run by POLICY: entropy=T, patience=K or confidence=P "
     "(a model trained with `edgebert train --exits`)",
 )
+@click.option(
+    "--budget-on",
+    type=click.Choice(["p90", "worst"]),
+    default="p90",
+    show_default=True,
+    help="with --device and a model with exit heads: the selector may pick an early-exit policy; its latency "
+    "budget is met by the p90 of the per-input latency over the exit histogram, or by the worst case (every layer)",
+)
 @_runner_flags
 @click.option("--json", "as_json", is_flag=True, help="print the manifest summary as JSON on stdout")
 def export(as_json, **kw):

@@ -14,10 +14,12 @@ from edgebert.export.pipeline import ExportConfig, export
 from edgebert.export.report import write_report
 from edgebert.export.runtimes import APP_RUNTIMES, formats_for, profile_runtime
 from edgebert.model.loaded import Loaded, load
+from edgebert.model.spec import SubnetSpec
 from edgebert.runners import RunnerOptions, Target, parse_target
 from edgebert.search.pick import searched_selection
 from edgebert.select.budget import Budget
 from edgebert.select.choose import choose, predictor, selection_section
+from edgebert.select.exit_evidence import DevExitLogits
 from edgebert.select.profiles import DeviceProfile
 from edgebert.select.quality import quality_for
 from edgebert.select.quantized import QuantizedQuality
@@ -46,17 +48,22 @@ class DeviceExport:
     measuring: MeasureSettings = MeasureSettings()  # runs, timeout, cooldown, sustained (local and target)
     max_quality_drop: float | None = None  # the accuracy gate of int8/fp16 artifacts (export/gate.py)
     search: bool = False  # per-layer search (edgebert/search) instead of the uniform grid
+    budget_on: str = "p90"  # early-exit candidates: the latency distribution's p90, or "worst" (every layer)
 
     @property
     def default_out(self) -> str:
         return f"out/{self.profile.name}-{self.budget.latency_ms:g}ms"
 
 
-def device_export(req: DeviceExport, progress: bool = True, loaded: Loaded | None = None) -> tuple[dict, str]:
+def device_export(
+    req: DeviceExport, progress: bool = True, loaded: Loaded | None = None, early_exit=None
+) -> tuple[dict, str]:
     """Select the sub-network for the device within its budgets and export it; returns (manifest, out folder).
 
-    Raises BudgetError (exit 3) when nothing fits, ParityError (exit 4) when an artifact fails. A target
-    that cannot run a format, or fails, does not raise: see the artifacts' `latency.skipped`/`failed`.
+    `early_exit` (commands/early_exit.py's EarlyExitPlan) lets a model with exit heads be chosen with an exit
+    policy: `dev(model_dir, labels)` gives the texts the policies are judged on, `finish(...)` exports the
+    segments. Raises BudgetError (exit 3) when nothing fits, ParityError (exit 4) when an artifact fails. A
+    target that cannot run a format, or fails, does not raise: see the artifacts' `latency.skipped`/`failed`.
     """
     profile, budget = req.profile, req.budget
     threads = req.threads or profile.default_threads
@@ -73,6 +80,7 @@ def device_export(req: DeviceExport, progress: bool = True, loaded: Loaded | Non
     else:
         quality, quality_source = quality_for(loaded, progress)
         quantized = QuantizedQuality(loaded, quality, progress)  # int8/fp16 figures, measured as the selector asks
+        exits = _exit_evidence(loaded, early_exit, req.seq_len, progress)
         selection = choose(
             loaded.full.config,
             profile,
@@ -84,6 +92,8 @@ def device_export(req: DeviceExport, progress: bool = True, loaded: Loaded | Non
             threads,
             quantized,
             loadable=loadable,
+            exits=exits,
+            budget_on=req.budget_on,
         )
         ch, section = selection.chosen, selection_section(selection, quality_source)
     out = req.out or req.default_out
@@ -131,12 +141,18 @@ def device_export(req: DeviceExport, progress: bool = True, loaded: Loaded | Non
     targets = ([parse_target("local")] if req.measure else []) + ([req.target] if req.target else [])
     options = req.options.with_device_defaults(profile.big_core_mask, profile.device_models)
     measure = target_measurer(targets, threads, req.seq_len, options, req.measuring, before=predict_all)
-    manifest = export(
-        cfg,
-        progress=progress,
-        loaded=loaded,
-        extra_manifest=extra,
-        measure=measure,
-        finish=lambda folder, m: write_report(m, folder),
-    )
+    finish = lambda folder, m: write_report(m, folder)  # noqa: E731
+    if ch.early_exit is not None:
+        finish = early_exit.finish(cfg, ch.early_exit.policy, profile, targets, options, req.measuring, finish)
+    manifest = export(cfg, progress=progress, loaded=loaded, extra_manifest=extra, measure=measure, finish=finish)
     return manifest, out
+
+
+def _exit_evidence(loaded: Loaded, early_exit, seq_len: int, progress: bool) -> DevExitLogits | None:
+    """For a model with exit heads: every exit's logits per sub-network on its dev texts (the rewired model,
+    as exported); None when the model has none or the caller cannot export segments."""
+    if early_exit is None or not loaded.full.config.exits:
+        return None
+    dev = early_exit.dev(loaded.model_dir, loaded.full.config.labels)
+    model, _ = loaded.for_slicing(SubnetSpec(0.5, 1.0), True, progress)
+    return DevExitLogits(model, loaded.tokenizer, dev.texts, dev.labels, dev.name, seq_len)

@@ -28,6 +28,7 @@ from edgebert.train.config import TRAIN_CONFIG_FILE, TrainConfig
 from edgebert.train.data import BUILTIN, hash_split, load_data
 
 __all__ = [
+    "EarlyExitPlan",
     "SegmentTiming",
     "prepare_early_exit",
     "dev_set",
@@ -68,6 +69,22 @@ class SegmentTiming:
     config: BenchConfig = BenchConfig()
     options: RunnerOptions = RunnerOptions()
     profile: DeviceProfile | None = None  # predicted figures too (export --device)
+
+
+class EarlyExitPlan:
+    """What `export --device` needs to choose an exit policy (deploy.device_export's `early_exit`): the dev texts
+    the policies are judged on, and the finish hook that exports the chosen policy's segments."""
+
+    def dev(self, model_dir: Path, labels: tuple[str, ...]) -> DevSet:
+        return dev_set(model_dir, labels)
+
+    def finish(self, cfg: ExportConfig, policy: Policy, profile, targets, options, measuring, after):
+        """The pipeline's finish hook: segments written, verified, predicted and timed on `targets`, then `after`."""
+        bench = BenchConfig(
+            threads=cfg.threads, runs=measuring.runs, seq_len=cfg.seq_len, timeout_s=measuring.timeout_s
+        )
+        timing = SegmentTiming(targets=tuple(targets), config=bench, options=options, profile=profile)
+        return prepare_early_exit(cfg, policy, timing, after=after)[1]
 
 
 def prepare_early_exit(

@@ -7,7 +7,13 @@ from pathlib import Path
 
 from edgebert.bench import MeasureSettings, local_measurer
 from edgebert.calibrate.quick import calibrate_host
-from edgebert.commands.early_exit import SegmentTiming, early_exit_summary, format_early_exit, prepare_early_exit
+from edgebert.commands.early_exit import (
+    EarlyExitPlan,
+    SegmentTiming,
+    early_exit_summary,
+    format_early_exit,
+    prepare_early_exit,
+)
 from edgebert.commands.text import fmt
 from edgebert.deploy import DeviceExport, device_export
 from edgebert.errors import RunnerError, UsageError
@@ -56,6 +62,7 @@ def run_export(
     say=None,
     early_exit: Policy | None = None,
     max_quality_drop: float | None = None,
+    budget_on: str = "p90",
     runtime: str | None = None,
 ) -> dict:
     """`edgebert export`: a given --width/--depth, or the sub-network the selector picks for --device.
@@ -71,7 +78,10 @@ def run_export(
     if lengths["buckets"] and early_exit is not None:
         raise UsageError("--early-exit takes one --seq-len: early-exit segments have no sequence-length buckets yet")
     if device is not None and early_exit is not None:
-        raise UsageError("--early-exit takes --width/--depth: the selector does not choose exit policies yet")
+        raise UsageError(
+            "--early-exit takes --width/--depth; with --device the selector picks the exit policy of a model with "
+            "exit heads (--budget-on p90|worst says which latency the budget holds)"
+        )
     if device is not None:
         if width is not None or depth is not None:
             raise UsageError("give either --width/--depth or --device/--budget, not both (the selector picks the spec)")
@@ -105,9 +115,11 @@ def run_export(
             measuring=measuring,
             max_quality_drop=max_quality_drop,
             app_runtime=runtime,
+            budget_on=budget_on,
         )
-        manifest, folder = device_export(req, progress=progress)
-        return {**export_summary(manifest, folder), "host_calibration": calibration}
+        manifest, folder = device_export(req, progress=progress, early_exit=EarlyExitPlan())
+        summary = {**export_summary(manifest, folder), "host_calibration": calibration}
+        return {**summary, "early_exit": early_exit_summary(manifest)}
     if no_calibrate:
         raise UsageError("--no-calibrate goes with --device host (a given --width/--depth predicts nothing)")
     if budget is not None or memory is not None:

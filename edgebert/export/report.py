@@ -25,15 +25,20 @@ def plot_pareto(manifest: dict, path: Path) -> bool:
     cands = sel["candidates"]
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     for fits, colour, label in ((True, "tab:blue", "fits both budgets"), (False, "tab:gray", "does not fit")):
-        pts = [c for c in cands if c["fits"] == fits]
-        ax.scatter(
-            [c["predicted_latency_ms"] for c in pts],
-            [c["quality"] for c in pts],
-            s=18,
-            c=colour,
-            alpha=0.7,
-            label=f"candidate, {label} (predicted)",
-        )
+        # Early-exit candidates (triangles) sit at the latency their budget is judged on (p90 or worst case).
+        for ee, marker, kind in ((False, "o", "candidate"), (True, "^", "early-exit candidate")):
+            pts = [c for c in cands if c["fits"] == fits and bool(c.get("early_exit")) == ee]
+            if not pts and ee:
+                continue
+            ax.scatter(
+                [c["predicted_latency_ms"] for c in pts],
+                [c["quality"] for c in pts],
+                s=18,
+                c=colour,
+                marker=marker,
+                alpha=0.7,
+                label=f"{kind}, {label} (predicted)",
+            )
     ax.axvline(budget["latency_ms"], color="tab:red", ls="--", lw=1, label=f"budget {budget['latency_ms']:g} ms")
     ch = sel["chosen"]
     ax.scatter(
@@ -63,18 +68,27 @@ def plot_pareto(manifest: dict, path: Path) -> bool:
 
 def _candidate_rows(cands: list[dict], limit: int = 25) -> list[str]:
     rows = [
-        "| spec | format | precision | predicted p50 ms | predicted memory MB | quality | fits |",
-        "|---|---|---|---:|---:|---:|---|",
+        "| spec | format | precision | early exit | predicted p50 ms | predicted memory MB | quality | fits |",
+        "|---|---|---|---|---:|---:|---:|---|",
     ]
     ordered = sorted(cands, key=lambda c: (-c["quality"], c["predicted_latency_ms"]))
     for c in ordered[:limit]:
         rows.append(
-            f"| {c['spec']} | {c['format']} | {c['precision']} | {c['predicted_latency_ms']:.2f} | "
+            f"| {c['spec']} | {c['format']} | {c['precision']} | {_exit_text(c.get('early_exit'))} | "
+            f"{c['predicted_latency_ms']:.2f} | "
             f"{c['predicted_memory_mb']:.1f} | {c['quality']:.4f} | {'yes' if c['fits'] else c.get('why', 'no')} |"
         )
     if len(ordered) > limit:
-        rows.append(f"| … {len(ordered) - limit} more in manifest.json | | | | | | |")
+        rows.append(f"| … {len(ordered) - limit} more in manifest.json | | | | | | | |")
     return rows
+
+
+def _exit_text(ee: dict | None) -> str:
+    """An early-exit candidate's policy and latency figures (its p50 column is the figure judged: p90/worst)."""
+    if not ee:
+        return "-"
+    lat = ee["latency"]
+    return f"{ee['policy']}: expected {lat['expected_ms']:.2f}, p90 {lat['p90_ms']:.2f}, worst {lat['worst_ms']:.2f} ms"
 
 
 def _where(m: dict, manifest: dict) -> str:
@@ -148,6 +162,13 @@ def write_report(manifest: dict, folder: Path) -> Path:
         f"{ch['predicted_memory_mb']:.1f} MB, quality {ch['quality']:.4f}.",
         "",
         f"Why: {sel['why']}",
+        *(
+            [
+                f"Early exit: {_exit_text(ch['early_exit'])} (exits taken on {ch['early_exit']['latency']['histogram_from']})"
+            ]
+            if ch.get("early_exit")
+            else []
+        ),
         "",
         f"- Latency/memory figures marked *predicted* come from: {sel['latency_source']}",
         f"- Quality comes from: {sel['quality_source']}",

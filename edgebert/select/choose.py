@@ -12,6 +12,7 @@ from edgebert.model.spec import SubnetSpec
 from edgebert.registry import CONVERTERS
 from edgebert.select.budget import Budget
 from edgebert.select.costs import costs
+from edgebert.select.exits import ExitEvidence, exit_candidates
 from edgebert.select.profiles import DeviceProfile
 from edgebert.select.selector import Candidate, Selection, enumerate_candidates, judge, select
 
@@ -49,16 +50,22 @@ def choose(
     threads: int,
     quantized: QuantizedQuality | None = None,
     loadable: tuple[str, ...] | None = None,
+    exits: ExitEvidence | None = None,
+    budget_on: str = "p90",
 ) -> Selection:
     """Enumerate, predict, measure the quantized candidates that could win, and select.
 
-    Raises BudgetError (exit 3) when nothing fits."""
+    `exits` (a model with exit heads): every candidate also comes with each early-exit policy of the grid,
+    judged on the p90 of its latency distribution (`budget_on="worst"`: every layer run). Raises BudgetError
+    (exit 3) when nothing fits."""
     formats, precisions = allowed(profile, formats, quantize, loadable)
     cands = []
     for f in formats:
         if precisions[f]:
             cands += enumerate_candidates(config, profile, [f], precisions[f], seq_len, quality, threads=threads)
     cands = measured_quality(cands, budget.latency_ms, budget.memory_mb, quantized)
+    if exits is not None:
+        cands = exit_candidates(cands, config, profile, exits, budget_on)
     return select(cands, budget.latency_ms, budget.memory_mb)
 
 
@@ -142,11 +149,18 @@ def selection_section(selection: Selection, quality_source: str) -> dict:
                 "quality_source": c.quality_source,
                 "fits": v.fits,
                 "why": v.reason,
+                "early_exit": c.early_exit.to_dict() if c.early_exit is not None else None,
             }
         )
     ch = selection.chosen
+    policy = ch.early_exit.to_dict()["policy"] if ch.early_exit is not None else None
     chosen = next(
-        x for x in cands if x["spec"] == ch.spec.key and x["format"] == ch.format and x["precision"] == ch.precision
+        x
+        for x in cands
+        if x["spec"] == ch.spec.key
+        and x["format"] == ch.format
+        and x["precision"] == ch.precision
+        and (x["early_exit"] or {}).get("policy") == policy
     )
     n_fit = sum(x["fits"] for x in cands)
     why = (

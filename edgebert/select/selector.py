@@ -31,10 +31,13 @@ class Candidate:
     memory: Prediction | None
     quality: float | None  # None: no quality figure for this sub-network
     quality_source: str
+    # An early-exit policy (select/exits.py's ExitChoice); `latency` is then the figure the budget is judged on.
+    early_exit: object | None = None
 
     @property
     def label(self) -> str:
-        return f"{self.spec.key} {self.format}/{self.precision} seq {self.seq_len} ×{self.threads}"
+        policy = f" exit {self.early_exit.text}" if self.early_exit is not None else ""
+        return f"{self.spec.key} {self.format}/{self.precision}{policy} seq {self.seq_len} ×{self.threads}"
 
     def to_dict(self) -> dict:
         return {
@@ -48,6 +51,7 @@ class Candidate:
             "memory": self.memory.to_dict() if self.memory else None,
             "quality": self.quality,
             "quality_source": self.quality_source,
+            "early_exit": self.early_exit.to_dict() if self.early_exit is not None else None,
         }
 
 

@@ -1,0 +1,95 @@
+"""Selector with early exits: each candidate also comes with a small grid of (policy, threshold), judged on
+the p90 of its latency distribution (or the worst case), its quality lowered by what the policy loses."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from conftest import tiny_config
+
+from edgebert.errors import BudgetError
+from edgebert.model.spec import SubnetSpec
+from edgebert.runtime.policy import Confidence, Entropy
+from edgebert.select.exits import exit_candidates, policy_outcome
+from edgebert.select.latency import LatencyEntry, LatencyModel, Prediction
+from edgebert.select.selector import Candidate, select
+
+
+def _config():
+    return tiny_config(task="classification", num_labels=2, labels=("neg", "pos"), heads=(3, 3, 3), exits=True)
+
+
+def _profile():
+    entry = LatencyEntry("onnx", "fp32", 1, 0.01, 0.01, 1.0, 1.0, 0.0, 0.1, {"source": "test fit"})
+    return SimpleNamespace(latency_model=LatencyModel(entries=(entry,), source="test fit"))
+
+
+def _evidence(labelled=True):
+    """10 dev texts, 3 exits: 9 are confidently right at exit 1, one stays a near-tie until the last exit."""
+    logits = np.zeros((10, 3, 2), np.float32)
+    logits[:9, :, 1] = 6.0
+    logits[9, :2] = [0.1, 0.0]  # near-tie, and wrong, before the last exit
+    logits[9, 2] = [0.0, 6.0]
+    labels = np.ones(10, int) if labelled else None
+    return lambda spec: (logits, labels, "test dev texts")
+
+
+def _base():
+    c = _config()
+    lat = _profile().latency_model.predict_latency
+    from edgebert.select.costs import costs
+
+    full = lat(costs(c, 16), "onnx", "fp32", 1)
+    cand = Candidate(SubnetSpec(1.0, 1.0), "onnx", "fp32", 16, 1, full, Prediction(5.0, "MB", "t", 0, 0), 0.9, "q")
+    return c, cand
+
+
+def test_policy_outcome_histogram_and_drop():
+    logits, labels, _ = _evidence()(None)
+    hist, drop, src = policy_outcome(logits, labels, Confidence(0.99))
+    assert hist == (9, 0, 1) and drop == pytest.approx(0.0) and "accuracy" in src
+    hist, drop, _ = policy_outcome(logits, labels, Confidence(0.5))  # the near-tie leaves at exit 1, wrong
+    assert hist == (10, 0, 0) and drop == pytest.approx(0.1)
+    _, drop_u, src_u = policy_outcome(logits, None, Confidence(0.5))
+    assert drop_u == pytest.approx(0.1) and "unlabelled" in src_u
+
+
+def test_exit_candidates_are_judged_on_p90_and_marked():
+    config, base = _config(), _base()[1]
+    cands = exit_candidates([base], config, _profile(), _evidence(), grid=(Confidence(0.99), Entropy(0.0)))
+    assert len(cands) == 3 and cands[0].early_exit is None
+    conf, never = cands[1], cands[2]
+    assert conf.early_exit.text == "confidence=0.99" and conf.early_exit.histogram == (9, 0, 1)
+    lat = conf.early_exit.latency
+    assert conf.latency.value == lat.p90_ms == lat.latencies_ms[0]  # 9 in 10 leave at exit 1
+    assert lat.worst_ms > base.latency.value  # three calls and three heads cost more than the plain model
+    assert conf.latency.error_p90 == pytest.approx(0.1) and conf.quality == pytest.approx(0.9)
+    assert never.early_exit.histogram == (0, 0, 10) and never.latency.value == never.early_exit.latency.worst_ms
+    # a budget the plain model misses but the exit policy's p90 meets: the policy is chosen
+    budget = (lat.p90_ms * 1.1 + base.latency.value) / 2
+    assert lat.p90_ms * 1.1 < budget < base.latency.value
+    sel = select(cands, budget, None)
+    assert sel.chosen.early_exit is not None and sel.chosen.early_exit.text == "confidence=0.99"
+    assert "exit confidence=0.99" in sel.chosen.label
+    assert sel.to_dict()["chosen"]["early_exit"]["latency"]["kind"] == "predicted"
+
+
+def test_budget_on_worst_demands_every_layer():
+    config, base = _config(), _base()[1]
+    cands = exit_candidates([base], config, _profile(), _evidence(), "worst", grid=(Confidence(0.99),))
+    ee = cands[1]
+    assert ee.latency.value == ee.early_exit.latency.worst_ms
+    with pytest.raises(BudgetError):
+        select(cands, ee.early_exit.latency.p90_ms * 1.2, None)  # p90 fits, the worst case does not
+    with pytest.raises(ValueError):
+        exit_candidates([base], config, _profile(), _evidence(), "mean")
+
+
+def test_a_policy_that_loses_accuracy_loses_quality():
+    config, base = _config(), _base()[1]
+    (_, loose) = exit_candidates([base], config, _profile(), _evidence(), grid=(Confidence(0.5),))
+    assert loose.quality == pytest.approx(0.9 - 0.1) and "confidence=0.5" in loose.quality_source
+    (_, unl) = exit_candidates([base], config, _profile(), _evidence(labelled=False), grid=(Confidence(0.5),))
+    assert "unlabelled" in unl.quality_source
