@@ -331,3 +331,19 @@ def test_full_disk_for_real_on_a_small_tmpfs(made_export, tiny_model_dir, tmp_pa
         assert sorted(p.name for p in disk.iterdir()) == []
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+@pytest.mark.parametrize(
+    "toml, where",
+    [
+        ('[[entry]]\ndevice = "host"\nfolder = "a/b"\n', "[[entry]] #1 folder:"),  # was "[[entry]] #1folder"
+        ('[[entry]]\ndevice = "host"\nlatency = 40\n', "[[entry]] #1 latency:"),
+        ("[matrix.host]\nlatency = 40\n", "[matrix.host] latency:"),
+        ("[matrix.host]\nrunner = 3\n", "[matrix.host.runner]:"),
+    ],
+)
+def test_build_config_errors_name_the_key_path(toml, where, tmp_path, capsys):
+    (tmp_path / "b.toml").write_text(toml)
+    assert main(["build", str(tmp_path / "b.toml"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"b.toml: {where}" in err and not (tmp_path / "out").exists()

@@ -211,7 +211,7 @@ def _entry(w: _Where, base: Path, where: str, device: str, latency, memory, targ
         folder = pattern.format(device=profile.name, budget=f"{budget.latency_ms:g}ms",
                                 memory=f"{budget.memory_mb:g}MB")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@+=-]*", folder) or folder == "index.json":
-        raise w.error(f"{where}folder", "a plain folder name (letters, digits, '.', '_', '-'; no '/')", folder)
+        raise w.error(f"{where} folder", "a plain folder name (letters, digits, '.', '_', '-'; no '/')", folder)
     return BuildEntry(folder, device, profile, budget, parsed_target, _fingerprint(profile), *runner)
 
 
