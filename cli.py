@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from pathlib import Path
 
 import click
 
@@ -17,6 +18,7 @@ from edgebert import __version__
 from edgebert.artifact import PRECISIONS, parse_seq_lens
 from edgebert.commands.options import runner_options
 from edgebert.commands.profiles import format_profile, format_profiles_table, profiles
+from edgebert.disk import disk_full_message, is_disk_full
 from edgebert.errors import EXIT_CODES, EdgebertError, UsageError
 from edgebert.export.runtimes import APP_RUNTIMES
 from edgebert.registry import CONVERTERS
@@ -527,6 +529,12 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_TERMINATED
         click.echo("edgebert: interrupted; nothing half-written was left behind", err=True)
         return 130
+    except Exception as exc:  # after Abort, which is a RuntimeError
+        if not is_disk_full(exc):
+            raise
+        # Outside an output folder's staging (a cache, a checkpoint): atomic_dir explains its own.
+        click.echo(f"edgebert: error: {disk_full_message(Path(getattr(exc, 'filename', None) or '.'))}", err=True)
+        return 2
     finally:
         signal.signal(signal.SIGTERM, previous)
 
