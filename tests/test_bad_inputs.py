@@ -347,3 +347,16 @@ def test_build_config_errors_name_the_key_path(toml, where, tmp_path, capsys):
     assert main(["build", str(tmp_path / "b.toml"), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert f"b.toml: {where}" in err and not (tmp_path / "out").exists()
+
+
+def test_full_disk_outside_an_output_folder(monkeypatch, capsys):
+    """A cache or checkpoint write that hits a full disk: the CLI's last line of defence, not a traceback."""
+    import edgebert.cli
+
+    def full(*_args):
+        raise OSError(28, "No space left on device", "/tmp/edgebert-cache/x.json")
+
+    monkeypatch.setattr(edgebert.cli, "profiles", full)
+    assert main(["profiles", "list"]) == 2
+    err = capsys.readouterr().err
+    assert "the disk holding /tmp is full" in err and "Traceback" not in err
