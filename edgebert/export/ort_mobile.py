@@ -10,6 +10,11 @@ are compared with the op set of the reduced pre-built package, onnxruntime-mobil
 isolated onnxruntime venv (export/isolated.py). A kernel is in that package when its domain lists the op and
 the op's version is at most the package's highest opset (an op unchanged since an older opset keeps its
 kernel); tensors must be of the package's global types (int32/int64 are kept for shapes and indices).
+
+What an accelerator would take: ONNX Runtime's own usability checker (the code behind
+`python -m onnxruntime.tools.check_onnx_model_mobile_usability`) partitions the basic-optimised graph for the
+NNAPI (Android) and CoreML ML Program (iOS) execution providers: more than two partitions, and ORT itself
+recommends the CPU EP (device copies between partitions outweigh the NPU).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from pathlib import Path
 from edgebert.errors import RunnerError
 from edgebert.export.isolated import ISOLATED, IsolatedSession, isolated_python
 
-__all__ = ["ort_mobile", "parse_operator_config", "missing_kernels", "PACKAGE_RUNTIMES"]
+__all__ = ["ort_mobile", "parse_operator_config", "missing_kernels", "accelerator_partitions", "PACKAGE_RUNTIMES"]
 
 # Any onnxruntime wheel from 1.15 to 1.18 holds the reduced package's op set (identical in 1.15.0 and 1.18.0).
 PACKAGE_RUNTIMES = ("onnxruntime==1.18.0", "onnxruntime==1.15.0")
@@ -88,19 +93,53 @@ def _tensor_types(path: Path) -> set[str]:
     return {_ONNX_TYPES.get(e, f"onnx type {e}") for e in elem}
 
 
-def _convert(path: Path, out: Path) -> tuple[Path, str]:
-    from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
+def accelerator_partitions(path: Path) -> dict:
+    """{nnapi, coreml}: nodes, supported nodes, partitions and ORT's verdict (try the EP: YES / MAYBE / NO)."""
+    from onnxruntime.tools.mobile_helpers import usability_checker as uc
 
+    eps = {
+        "nnapi": lambda m: uc.check_nnapi_partitions(m, require_fixed_input_sizes=False),
+        "coreml": lambda m: uc.check_coreml_partitions(m, False, "coreml_supported_mlprogram_ops.md"),
+    }
+    found = {}
+    with tempfile.TemporaryDirectory(prefix="edgebert-ort-") as tmp:
+        optimised = Path(tmp) / Path(path).name
+        try:
+            with _quiet():
+                uc.optimize_model(Path(path), optimised, use_external_initializers=True)
+                model = uc.ModelProtoWithShapeInfo(optimised).model_with_shape_info
+                for ep, check in eps.items():
+                    info = check(model)
+                    found[ep] = {
+                        "nodes": info.num_nodes,
+                        "supported_nodes": info.num_supported_nodes,
+                        "partitions": info.num_partitions,
+                        "try_ep": info.suitability().name,
+                    }
+        except Exception as exc:  # internal tooling of onnxruntime: say it did not run, never fail compat
+            return {"error": f"{type(exc).__name__}: {exc}"}
+    return found
+
+
+@contextlib.contextmanager
+def _quiet():
     chatter = io.StringIO()
     prev = logging.root.manager.disable
     logging.disable(logging.WARNING)
     try:
         with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
-            convert_onnx_models_to_ort(
-                path, output_dir=out, optimization_styles=[OptimizationStyle.Fixed], target_platform="arm"
-            )
+            yield chatter
     finally:
         logging.disable(prev)
+
+
+def _convert(path: Path, out: Path) -> tuple[Path, str]:
+    from onnxruntime.tools.convert_onnx_models_to_ort import OptimizationStyle, convert_onnx_models_to_ort
+
+    with _quiet() as chatter:
+        convert_onnx_models_to_ort(
+            path, output_dir=out, optimization_styles=[OptimizationStyle.Fixed], target_platform="arm"
+        )
     ort = out / (path.stem + ".ort")
     if not ort.exists():
         raise RuntimeError(f"convert_onnx_models_to_ort wrote no .ort: {chatter.getvalue()[-800:]}")
@@ -137,11 +176,25 @@ def ort_mobile(path: Path, check) -> dict:
             "missing_kernels": missing,
             "unsupported_types": odd_types,
         }
+    facts["accelerators"] = accelerator_partitions(Path(path))
     facts["verdict"] = _verdict(facts)
     return facts
 
 
 def _verdict(f: dict) -> str:
+    return "; ".join(filter(None, (_package_verdict(f), _accelerator_verdict(f.get("accelerators") or {}))))
+
+
+def _accelerator_verdict(acc: dict) -> str:
+    if not acc or "error" in acc:
+        return ""
+    parts = [f"{ep} {a['partitions']} partitions ({a['supported_nodes']}/{a['nodes']} nodes)" for ep, a in acc.items()]
+    if all(a["try_ep"] == "NO" for a in acc.values()):
+        return f"accelerators: {', '.join(parts)}, so ORT recommends its CPU EP"
+    return f"accelerators: {', '.join(parts)}, worth trying ({', '.join(ep for ep, a in acc.items() if a['try_ep'] != 'NO')})"
+
+
+def _package_verdict(f: dict) -> str:
     parity = f["ort_parity"]
     if not parity.get("loads"):
         return f"the .ort does not load in {f['converted_with']}: {parity.get('error')}"

@@ -57,6 +57,11 @@ def test_every_runtime_of_every_artifact(folder, monkeypatch):
     assert set(RUNTIMES) == {"onnx", "tflite", "torchscript"}
     (mobile,) = result["ort_mobile"]  # converted and checked in edgebert's onnxruntime; no package op set here
     assert mobile["ort_parity"]["status"] == "ok" and mobile["reduced_package"]["status"].startswith("not checked")
+    acc = mobile["accelerators"]  # ORT's usability checker: NNAPI / CoreML partitions of the graph
+    assert set(acc) == {"nnapi", "coreml"} and all(
+        a["partitions"] >= 1 and a["try_ep"] in {"YES", "MAYBE", "NO"} for a in acc.values()
+    )
+    assert "partitions" in mobile["verdict"]
 
 
 @needs_envs
