@@ -63,6 +63,7 @@ def run_export(
     early_exit: Policy | None = None,
     max_quality_drop: float | None = None,
     budget_on: str = "p90",
+    search: bool = False,
     runtime: str | None = None,
 ) -> dict:
     """`edgebert export`: a given --width/--depth, or the sub-network the selector picks for --device.
@@ -114,12 +115,15 @@ def run_export(
             options=options or RunnerOptions(),
             measuring=measuring,
             max_quality_drop=max_quality_drop,
+            search=search,
             app_runtime=runtime,
             budget_on=budget_on,
         )
         manifest, folder = device_export(req, progress=progress, early_exit=EarlyExitPlan())
         summary = {**export_summary(manifest, folder), "host_calibration": calibration}
         return {**summary, "early_exit": early_exit_summary(manifest)}
+    if search:
+        raise UsageError("--search needs --device (and --budget): it searches under that device's latency model")
     if no_calibrate:
         raise UsageError("--no-calibrate goes with --device host (a given --width/--depth predicts nothing)")
     if budget is not None or memory is not None:
@@ -222,9 +226,9 @@ def measurement_error(summary: dict) -> RunnerError | None:
 
 
 def format_export_summary(s: dict) -> str:
-    spec = s["spec"]
+    spec = SubnetSpec.from_dict(s["spec"])
     lines = [
-        f"exported w{spec['width']:g} d{spec['depth']:g} "
+        f"exported {spec.key if spec.per_layer else f'w{spec.width:g} d{spec.depth:g}'} "
         f"({s['parameters'] / 1e6:.1f}M of {s['full_parameters'] / 1e6:.1f}M parameters) to {s['out']}",
     ]
     if s.get("device"):
