@@ -41,7 +41,8 @@ class _NamedOutput(nn.Module):
 
 def _edge_model(litert_torch, model, lengths: tuple[int, ...]):
     """One signature ("serving_default", as before buckets existed) or one per bucket, largest first: the
-    first becomes subgraph 0, the one apps that ignore signatures (MediaPipe Tasks) run."""
+    first becomes subgraph 0, the one interpreters that ignore signatures run. (MediaPipe Tasks 0.10.21 refuses a
+    file with more than one subgraph: export --runtime mediapipe takes one length.)"""
     wrapped = _NamedOutput(model.eval())
 
     def sample(n: int) -> dict:
@@ -143,8 +144,8 @@ class TfliteConverter(ConverterBase):
             ]
             facts["notes"].append(
                 f"one signature per sequence length ({', '.join(bucket_signature(n) for n in config.buckets)}), "
-                f"sharing weights; {bucket_signature(seq_len)} is subgraph 0, the one apps without signature "
-                "support (MediaPipe Tasks) run"
+                f"sharing weights; {bucket_signature(seq_len)} is subgraph 0, the one interpreters without "
+                "signature support run (MediaPipe Tasks 0.10.21 refuses files with several subgraphs)"
             )
         return facts
 

@@ -70,7 +70,7 @@ def device_export(
     # Only what the app's runtime loads (export/runtimes.py): its formats, and its precisions for the selector.
     app_runtime = req.app_runtime or profile_runtime(profile)
     if app_runtime is not None:
-        req = replace(req, formats=formats_for(app_runtime, req.formats, req.quantize))
+        req = replace(req, formats=formats_for(app_runtime, req.formats, req.quantize, req.buckets))
     loadable = APP_RUNTIMES[app_runtime].precisions if app_runtime is not None else None
     loaded = loaded or load(req.model)
     if req.search:  # issue 17: a per-layer sub-network searched under this budget (proxy quality, measured)

@@ -131,7 +131,7 @@ def run_export(
     if target is not None:
         raise UsageError("--target needs --device (use `edgebert bench OUT --target ...` to measure an export)")
     if runtime is not None:
-        formats = formats_for(runtime, formats, quantize or "fp32")
+        formats = formats_for(runtime, formats, quantize or "fp32", lengths["buckets"])
     spec = SubnetSpec(1.0 if width is None else width, 1.0 if depth is None else depth)
     cfg = ExportConfig(
         out=out or _default_out(model, spec),

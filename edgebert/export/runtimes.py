@@ -27,6 +27,7 @@ class AppRuntime:
     precisions: tuple[str, ...] = ("fp32", "fp16", "int8")
     checked_by: str = ""  # how `edgebert compat` checks it
     cannot: str = ""  # measured: what edgebert makes that it does not load, or loads and gets wrong
+    one_length: str = ""  # measured: why it cannot load a .tflite with sequence-length buckets ("": it can)
 
 
 def _isolated(name: str, formats: tuple[str, ...], **kw) -> AppRuntime:
@@ -37,7 +38,13 @@ APP_RUNTIMES = {
     r.name: r
     for r in (
         AppRuntime("ai-edge-litert", ("tflite",), checked_by="ai-edge-litert in edgebert's environment"),
-        AppRuntime("mediapipe", ("tflite",), checked_by="MediaPipe Tasks 0.10.21 via EDGEBERT_MEDIAPIPE_PYTHON"),
+        AppRuntime(
+            "mediapipe",
+            ("tflite",),
+            checked_by="MediaPipe Tasks 0.10.21 via EDGEBERT_MEDIAPIPE_PYTHON",
+            one_length="MediaPipe Tasks 0.10.21 refuses a .tflite with more than one subgraph (measured on a "
+            "--seq-len 16,32 export: 'Text tflite models are assumed to have a single subgraph')",
+        ),
         AppRuntime("onnxruntime", ("onnx",), checked_by="onnxruntime in edgebert's environment"),
         AppRuntime("torch", ("torchscript",), checked_by="torch.jit.load in edgebert's environment"),
         _isolated("ai-edge-litert==1.4.0", ("tflite",)),
@@ -62,7 +69,9 @@ APP_RUNTIMES = {
 }
 
 
-def formats_for(runtime: str, formats: tuple[str, ...] | None, precision: str | None = None) -> tuple[str, ...]:
+def formats_for(
+    runtime: str, formats: tuple[str, ...] | None, precision: str | None = None, buckets: tuple[int, ...] = ()
+) -> tuple[str, ...]:
     """The formats to export for an app that ships `runtime`; a request it cannot load is a usage error."""
     if runtime not in APP_RUNTIMES:
         raise UsageError(f"unknown runtime {runtime!r}; choose from: {', '.join(APP_RUNTIMES)}")
@@ -72,6 +81,8 @@ def formats_for(runtime: str, formats: tuple[str, ...] | None, precision: str | 
     if precision is not None and precision not in rt.precisions:
         why = f" ({rt.cannot})" if rt.cannot else ""
         raise UsageError(f"{runtime} loads no {precision} recipe edgebert makes{why}; use {', '.join(rt.precisions)}")
+    if buckets and rt.one_length:
+        raise UsageError(f"{runtime} cannot load sequence-length buckets: {rt.one_length}; give one --seq-len")
     if formats is None:
         return rt.formats
     unloadable = [f for f in formats if f not in rt.formats]

@@ -24,6 +24,15 @@ def test_older_releases_say_what_they_cannot_load():
         formats_for("tflite-runtime==2.14.0", None, "int8")
 
 
+def test_mediapipe_takes_one_sequence_length(capsys, tmp_path):
+    assert formats_for("ai-edge-litert==1.4.0", None, None, (32, 128)) == ("tflite",)  # runs every signature
+    with pytest.raises(UsageError, match="single subgraph"):
+        formats_for("mediapipe", None, None, (32, 128))
+    args = ["export", "--width", "0.5", "--runtime", "mediapipe", "--seq-len", "32,128", "--out", str(tmp_path / "x")]
+    assert main(args) == 2
+    assert "cannot load sequence-length buckets" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
 def test_cli_runtime_that_loads_nothing_exits_2(capsys, tmp_path):
     assert main(["export", "--runtime", "onnxruntime==1.15.0", "--out", str(tmp_path / "x")]) == 2
     assert "IR version 10" in capsys.readouterr().err and not (tmp_path / "x").exists()

@@ -54,7 +54,7 @@ def test_one_tflite_file_with_a_signature_per_length_each_verified(bucketed):
 
     assert set(Interpreter(model_path=str(out / tfl["file"])).get_signature_list()) == {"seq_16", "seq_32"}
     meta = read_metadata(out / tfl["file"])
-    # Largest first: subgraph 0 is what apps that ignore signatures run; every subgraph carries the tokenizer.
+    # Largest first: subgraph 0 is what interpreters that ignore signatures run; every subgraph carries the tokenizer.
     assert meta["subgraphs"] == ["seq_32", "seq_16"] and "vocab.txt" in meta["packed_files"]
     assert tfl["metadata"]["subgraphs"] == ["seq_32", "seq_16"]
 
