@@ -59,3 +59,10 @@ def test_without_its_venv_a_runtime_says_not_installed_and_a_broken_one_says_so(
     monkeypatch.setenv(rt.env_var, str(tmp_path / "no-python"))
     row = _isolated(tmp_path, _artifact("tflite"), rt.name, None, None)
     assert row["status"].startswith("not checked") and rt.env_var in row["error"]
+
+
+def test_an_interpreter_that_dies_is_an_environment_failure(monkeypatch, tmp_path):
+    rt = ISOLATED["onnxruntime==1.18.0"]
+    monkeypatch.setenv(rt.env_var, "/bin/false")  # starts, answers nothing, exits 1
+    row = _isolated(tmp_path, _artifact("onnx"), rt.name, None, None)
+    assert row["status"] == f"not checked: the {rt.name} environment failed" and "exit 1" in row["error"]
