@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from edgebert.calibrate import CalibrateRequest, QuickRequest, calibrate, quick_calibrate
+from edgebert.calibrate.quick import most_useful_first
 from edgebert.commands.text import fmt
 from edgebert.errors import UsageError
 from edgebert.registry import CONVERTERS
@@ -60,7 +61,7 @@ def _quick(profile, target, model, formats, precisions, seq_len, threads, out, p
     if not profile.path or parse_target(target or "local").kind != "local" or profile.reach != "local":
         raise UsageError("--quick calibrates this machine for --device host; for other devices leave it out")
     precs = [x.strip() for x in precisions.split(",") if x.strip()]
-    pairs = tuple(
+    pairs = most_useful_first(
         (f, p)
         for f in formats or profile.formats
         for p in precs

@@ -38,13 +38,16 @@ def other_machine(monkeypatch, tmp_path):
     prior = load_profile("host", host_calibration=False).latency_model
     calls = []
 
-    def fake_bench(target, path, cfg):
+    def fake_time(run, seq_len, vocab_size, window_s):
+        path, threads = run
         spec = SubnetSpec(*map(float, re.search(r"-w([\d.]+)-d([\d.]+)-", path.name).groups()))
         fmt = {".onnx": "onnx", ".tflite": "tflite", ".pt": "torchscript"}[path.suffix]
         precision = path.stem.rsplit("-", 1)[1]
-        calls.append((spec.key, fmt, precision, cfg.seq_len))
-        c = costs(tiny_config(), cfg.seq_len, spec)
-        return SimpleNamespace(p50_ms=_true_ms(prior, c, fmt, precision, cfg.threads))
+        calls.append((spec.key, fmt, precision, seq_len))
+        c = costs(tiny_config(), seq_len, spec)
+        truth = _true_ms(prior, c, fmt, precision, threads)
+        # a busy machine: every round 30% slow but one, whose median is the machine's own speed
+        return [truth * (1.0 if calls.count(calls[-1]) == 2 else 1.3)] * 5
 
     class FastOnnx:  # the file's name is all the stand-in runner reads; real conversion is tested elsewhere
         suffix, dynamic_shapes = ".onnx", True
@@ -55,7 +58,8 @@ def other_machine(monkeypatch, tmp_path):
     class FastTflite(FastOnnx):
         suffix, dynamic_shapes = ".tflite", False
 
-    monkeypatch.setattr(quick, "run_bench", fake_bench)
+    monkeypatch.setattr(quick, "_open", lambda conv, path, threads: (path, threads))
+    monkeypatch.setattr(quick, "_time_ms", fake_time)
     monkeypatch.setattr(quick, "CONVERTERS", SimpleNamespace(get={"onnx": FastOnnx, "tflite": FastTflite}.get))
     monkeypatch.setattr(quick, "QUICK_BUDGET_S", 600.0)
     return SimpleNamespace(prior=prior, calls=calls)
@@ -90,25 +94,29 @@ def test_quick_calibration_recovers_the_machine_and_is_cached(tiny_model_dir, ot
     )
     assert said and "calibrating this one" in said[0]
     assert done["calibrated"] == ["onnx/fp32"] and done["not_calibrated"] == []
-    assert done["held_out_n"] == 1 and done["held_out_median_error"] < 0.01
+    assert done["held_out_n"] == 1 and done["held_out_median_error"] < 0.01  # the quietest round counts
+    assert done["load_noise"] == pytest.approx(0.3)  # a typical round was 30% above the quietest
     assert host_calibration_path(*ELSEWHERE).is_file() and done["file"] == str(host_calibration_path(*ELSEWHERE))
-    # the probe at two lengths (dynamic shapes), the held-out sub-network at one
-    assert other_machine.calls == [
+    # the probe at two lengths (dynamic shapes), the held-out sub-network at one; timed again in rounds
+    assert list(dict.fromkeys(other_machine.calls)) == [
         ("w0.5-d0.5", "onnx", "fp32", 32),
         ("w0.5-d0.5", "onnx", "fp32", 16),
         ("w1-d0.5", "onnx", "fp32", 32),
     ]
+    assert all(other_machine.calls.count(c) >= 3 for c in set(other_machine.calls))
     # a sub-network it never measured is predicted as the machine runs it, with the calibration's error
     c = costs(tiny_config(), 32, SubnetSpec(0.75, 1.0))
     pred = got.latency_model.predict_latency(c, "onnx", "fp32", 1)
     truth = _true_ms(other_machine.prior, c, "onnx", "fp32", 1)
     assert abs(pred.value - truth) / truth < 0.01
-    assert pred.expected_error == quick._ERROR_FLOOR and "quick calibration" in pred.source
+    # stated error: the load noise (0.3), which is larger than the held-out error (0) and the floor
+    assert pred.expected_error == pytest.approx(0.3) and "quick calibration" in pred.source
     assert ("onnx", "fp32", 1) not in got.calibration_wanted and ("onnx", "int8", 1) in got.calibration_wanted
     # the next load finds the cache; nothing is measured again
+    n_calls = len(other_machine.calls)
     again, none = quick.calibrate_host(load_profile("host"), formats=("onnx",), quantize="fp32", progress=False)
-    assert none is None and len(other_machine.calls) == 3
-    assert again.latency_model.entry("onnx", "fp32", 1)[0].expected_error == quick._ERROR_FLOOR
+    assert none is None and len(other_machine.calls) == n_calls
+    assert again.latency_model.entry("onnx", "fp32", 1)[0].expected_error == pytest.approx(0.3)
     # --no-calibrate: neither measured nor read
     assert load_profile("host", host_calibration=False).latency_model.entry("onnx", "fp32", 1)[0].expected_error >= 0.5
 
@@ -157,7 +165,8 @@ def test_export_device_host_calibrates_once_and_no_calibrate_keeps_the_guess(
 
     assert main([*base, "--out", str(tmp_path / "first")]) == 0
     out = capsys.readouterr()
-    assert "calibrating this one" in out.err and "host calibrated in" in out.out and len(other_machine.calls) == 3
+    assert "calibrating this one" in out.err and "host calibrated in" in out.out
+    assert len(set(other_machine.calls)) == 3  # probe at two lengths, held out at one (each in several rounds)
     first = json.loads((tmp_path / "first" / "manifest.json").read_text())
     predicted = first["artifacts"][0]["latency"]["predicted"]
     assert predicted["expected_error"] < 0.5 and "quick calibration" in predicted["source"]
