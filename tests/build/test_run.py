@@ -31,7 +31,7 @@ def write_board(folder: Path, name: str, memory_mb: int = 100) -> Path:
         "model_memory_mb": memory_mb,
         "default_threads": 1,
         "formats": list(FORMATS),
-        "runtime": "test",
+        "runtime": "a test runtime",  # words: no app runtime to hold the selection to
         "reach": "local",
         "default_budget_ms": 20,
         "latency_model": {
