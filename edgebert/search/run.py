@@ -22,6 +22,7 @@ from edgebert.search.space import SearchSpace
 from edgebert.select.costs import costs
 from edgebert.select.profiles import DeviceProfile
 from edgebert.select.proxy import PROXY_SEQ_LEN, proxy_cache_dir, proxy_key, proxy_table, proxy_texts
+from edgebert.select.quality import QUALITY_FILE
 
 __all__ = ["Efficiency", "BudgetResult", "SearchResult", "search_budgets", "grid_best", "search_model"]
 
@@ -160,6 +161,11 @@ def search_model(
         est.measured.update(
             {k: (v, f"measured {s}") for k, (v, s) in table.items() if space.contains(SubnetSpec.from_key(k))}
         )
+        if (loaded.model_dir / QUALITY_FILE).exists():  # the table's dev-set figures cover the grid only
+            what = what.replace(
+                "(this model has no quality.json)",
+                f"(the model's {QUALITY_FILE} covers only the uniform grid; `edgebert search --data` measures on a dev set)",
+            )
         what = f"{what}; per-layer configurations measured the same way, cached in {cache}"
     else:
         est, what = Estimates(space, measurer(model)), "measured by the given measure (see each figure's source)"
