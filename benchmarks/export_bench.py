@@ -57,7 +57,7 @@ from edgebert.select.costs import costs  # noqa: E402
 
 WIDTHS = (1.0, 0.5)
 DEPTHS = (1.0, 0.5)
-FORMATS = ("onnx", "tflite", "torchscript")
+FORMATS = ("onnx", "tflite", "torchscript")  # executorch too with --formats (its install: README)
 PRECISION_ORDER = ("fp32", "fp16", "int8")
 FULL = SubnetSpec(1.0, 1.0)
 SMALL = SubnetSpec(0.5, 0.5)
@@ -286,6 +286,11 @@ def _worker(spec_file: str) -> int:
     torch.set_num_threads(threads)
     from edgebert.registry import CONVERTERS
 
+    if any(fmt == "executorch" for fmt, _ in job["jobs"]):
+        # Before any runtime runs: resizing ExecuTorch's pool later crashed at random (converters/executorch.py).
+        from edgebert.converters.executorch import _thread_pool
+
+        _thread_pool(threads)
     feeds = _inputs(job["seq_len"], job["vocab"])
     results, loads = [], []
     for fmt, path in job["jobs"]:

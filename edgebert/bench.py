@@ -175,11 +175,15 @@ def _unsupported(target: Target, fmt: str, options: RunnerOptions) -> str | None
     """Why this target cannot measure this format (None: it can)."""
     if target.kind == "adb" and fmt == "torchscript":
         return (
-            "adb measures .tflite (benchmark_model) and .onnx (onnxruntime_perf_test); TorchScript has no "
-            "on-device CLI benchmark"
+            "adb measures .tflite (benchmark_model), .onnx (onnxruntime_perf_test) and .pte (executor_runner); "
+            "TorchScript has no on-device CLI benchmark"
         )
     if target.kind == "adb" and fmt == "onnx" and not options.onnx_perf_test:
         return "measuring .onnx over adb needs --onnx-perf-test PATH (onnxruntime_perf_test built for the phone)"
+    if target.kind == "adb" and fmt == "executorch" and not options.executorch_runner:
+        return (
+            "measuring .pte over adb needs --executorch-runner PATH (ExecuTorch's executor_runner built for the phone)"
+        )
     return None
 
 

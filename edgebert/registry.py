@@ -40,7 +40,9 @@ class Registry:
         return self._items[name]
 
 
-CONVERTERS = Registry("format", {name: f"edgebert.converters.{name}" for name in ("onnx", "tflite", "torchscript")})
+CONVERTERS = Registry(
+    "format", {name: f"edgebert.converters.{name}" for name in ("onnx", "tflite", "torchscript", "executorch")}
+)
 RUNNERS = Registry("target kind", {name: f"edgebert.runners.{name}" for name in ("local", "ssh", "adb")})
 # Early-exit segment writers (issue 14): one function per format, all in converters/segments.py.
 SEGMENT_WRITERS = Registry(

@@ -110,7 +110,7 @@ def _own_cache_dir(tmp_path_factory, monkeypatch):
 # EDGEBERT_REQUIRE_ALL=1 (.ci/run sets it) they fail: CI must run the sshd, litert-torch and toybox
 # tests, never quietly drop them. The permission test does not skip as root (CI runs as root): it
 # runs its check as `nobody` (tests/export/test_pipeline.py).
-REQUIRED_SKIPS = ("sshd", "litert", "tflite extra", "toybox")
+REQUIRED_SKIPS = ("sshd", "litert", "tflite extra", "toybox", "executorch")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -89,7 +89,14 @@ def _measure_inputs(cfg: BuildConfig, entry: BuildEntry) -> dict:
     inputs["settings"] = entry.measuring.to_dict()
     if entry.target is not None:
         options = entry.options.to_dict()
-        for name in ("adb_path", "benchmark_binary", "onnx_perf_test", "ssh_identity", "ssh_config"):
+        for name in (
+            "adb_path",
+            "benchmark_binary",
+            "onnx_perf_test",
+            "executorch_runner",
+            "ssh_identity",
+            "ssh_config",
+        ):
             if options[name] and Path(options[name]).is_file():
                 options[name] = {"path": options[name], "sha256": sha256_file(Path(options[name]))}
         inputs["runner"] = options

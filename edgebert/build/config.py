@@ -49,9 +49,10 @@ _ENTRY_KEYS = ("device", "latency", "memory", "target", "folder", "runner")
 _PLACEHOLDERS = ("device", "budget", "memory")
 # [runner] key -> RunnerOptions field; the keys are bench's flags. These may name local files.
 _RUNNER_KEYS = {"adb": "adb_path", "benchmark_binary": "benchmark_binary", "onnx_perf_test": "onnx_perf_test",
+                "executorch_runner": "executorch_runner",
                 "identity": "ssh_identity", "ssh_config": "ssh_config", "remote_python": "remote_python",
                 "taskset": "taskset_mask"}
-_RUNNER_FILES = ("adb", "benchmark_binary", "onnx_perf_test", "identity", "ssh_config")
+_RUNNER_FILES = ("adb", "benchmark_binary", "onnx_perf_test", "executorch_runner", "identity", "ssh_config")
 # [runner] key -> MeasureSettings field (bench's --runs, --timeout, --cooldown, --sustained), with what it takes.
 _MEASURE_KEYS = {"runs": ("runs", "a positive integer"), "timeout": ("timeout_s", "a number of seconds > 0"),
                  "cooldown": ("cooldown_s", "a number of seconds >= 0"),

@@ -15,6 +15,7 @@ def runner_options(
     identity=None,
     ssh_config=None,
     taskset=None,
+    executorch_runner=None,
 ) -> RunnerOptions:
     """RunnerOptions from the runner flags; a device profile fills in the rest where it is used."""
     return RunnerOptions(
@@ -25,4 +26,5 @@ def runner_options(
         ssh_identity=identity,
         ssh_config=ssh_config,
         taskset_mask=taskset,
+        executorch_runner=executorch_runner,
     )

@@ -38,6 +38,7 @@ RUNTIMES = {
     "onnx": ("onnxruntime", *(n for n, r in ISOLATED.items() if r.format == "onnx")),
     "tflite": ("ai-edge-litert", "mediapipe", *(n for n, r in ISOLATED.items() if r.format == "tflite")),
     "torchscript": ("torch",),
+    "executorch": ("executorch",),
 }
 NOT_CHECKED_MEDIAPIPE = f"not checked: set {ENV_VAR}"
 

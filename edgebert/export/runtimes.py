@@ -65,6 +65,12 @@ APP_RUNTIMES = {
             "(measured: 1.15.0, 1.16.3 and 1.17.0 refuse them)",
         ),
         _isolated("onnxruntime==1.18.0", ("onnx",)),
+        AppRuntime(
+            "executorch",
+            ("executorch",),
+            precisions=("fp32", "int8"),
+            checked_by="executorch.runtime (the Python bindings of ExecuTorch's C++ runtime) in edgebert's environment",
+        ),
     )
 }
 

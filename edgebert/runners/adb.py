@@ -1,8 +1,8 @@
 """`adb://[serial]`: an Android phone, through the user's `adb` and TFLite's `benchmark_model`.
 
 The phone has no Python, so .tflite files are timed by benchmark_model (pushed from
---benchmark-binary, or one already on the device) and .onnx files by onnxruntime_perf_test
-when the user provides it. Everything goes under /data/local/tmp/edgebert/<unique>/, which is
+--benchmark-binary, or one already on the device), .onnx files by onnxruntime_perf_test
+and .pte files by ExecuTorch's executor_runner when the user provides them. Everything goes under /data/local/tmp/edgebert/<unique>/, which is
 removed afterwards, also on failure, timeout and Ctrl-C.
 
 `adb shell` hands its arguments to the device's shell as one string, so every argument we
@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from edgebert.registry import RUNNERS
+from edgebert.runners.executor_runner import executor_runner_argv, pte_seq_len, result_from_executor_runner
 from edgebert.runners.interface import (
     AmbiguousDevice,
     BenchConfig,
@@ -178,6 +179,11 @@ class AdbRunner:
                 f"{path.name}: measuring .onnx over adb needs onnxruntime_perf_test built for Android; pass it "
                 f"with --onnx-perf-test PATH, or measure the .tflite export with benchmark_model"
             )
+        if suffix == ".pte" and not self.options.executorch_runner:
+            raise UnsupportedArtifact(
+                f"{path.name}: measuring .pte over adb needs ExecuTorch's executor_runner (or xnn_executor_runner) "
+                f"built for Android with the XNNPACK backend; pass it with --executorch-runner PATH"
+            )
         start = time.perf_counter()
         deadline = start + config.timeout_s
         left = lambda: max(1.0, deadline - time.perf_counter())  # noqa: E731
@@ -214,13 +220,13 @@ class AdbRunner:
             common["warnings"] = (warning,) if warning else ()
             if suffix == ".tflite":
                 result = result_from_benchmark_model(proc, notes=notes, seq_len=seq_len, **common)
+            elif suffix == ".pte":
+                result = result_from_executor_runner(proc, config=config, notes=notes, seq_len=seq_len, **common)
             else:
                 result = result_from_perf_test(proc, threads=config.threads, seq_len=seq_len, **common)
             sustained = config.sustained_s if suffix == ".tflite" else 0.0
             if config.sustained_s and not sustained:
-                result = replace(
-                    result, warnings=result.warnings + ("--sustained is not applied to onnxruntime_perf_test",)
-                )
+                result = replace(result, warnings=result.warnings + (f"--sustained is not applied to {result.tool}",))
             return replace(
                 result, thermal_before=thermal_before, thermal_after=thermal_after, sustained_s=sustained or None
             )
@@ -241,6 +247,11 @@ class AdbRunner:
                 *benchmark_model_run_flags(config, o.use_xnnpack),
                 *input_flags,
             ]
+            notes = (note,) if note else ()
+        elif path.suffix.lower() == ".pte":
+            exe, version = self._tool(o.executorch_runner, "executor_runner", workdir, info, timeout_s)
+            argv = executor_runner_argv(exe, model, config)
+            seq_len, note = pte_seq_len(path)
             notes = (note,) if note else ()
         else:
             exe, version = self._tool(o.onnx_perf_test, "onnxruntime_perf_test", workdir, info, timeout_s)

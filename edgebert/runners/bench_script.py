@@ -2,7 +2,8 @@
 
 This file is copied as-is to boards (Raspberry Pi, any Linux over SSH) and run with their
 python3, so it imports nothing from edgebert: only the standard library, numpy and the one
-runtime the artifact needs (ai-edge-litert for .tflite, onnxruntime for .onnx, torch for .pt).
+runtime the artifact needs (ai-edge-litert for .tflite, onnxruntime for .onnx, torch for .pt, executorch
+for .pte).
 
     python3 bench_script.py model.tflite --threads 4 --warmup 5 --runs 50 [--seq-len 128] [--sustained 60]
 
@@ -30,6 +31,8 @@ RUNTIMES = {  # suffix -> (module to import, distribution name, pip line)
     ".tflite": ("ai_edge_litert.interpreter", "ai-edge-litert", "ai-edge-litert==2.3.0"),
     ".onnx": ("onnxruntime", "onnxruntime", "onnxruntime==1.31.1"),
     ".pt": ("torch", "torch", "torch"),
+    # executorch's declared dependencies would upgrade packages beside torch: install it without them
+    ".pte": ("executorch.runtime", "executorch", "--no-deps executorch==1.5.1 ruamel.yaml==0.19.1"),
 }
 
 
@@ -180,6 +183,32 @@ def load_torchscript(torch, np, path, args, rng):
     return call, args.seq_len
 
 
+def load_executorch(rt, np, path, args, rng):
+    """ExecuTorch's Python runtime; the .pte fixes batch 1 and bounds the sequence length (its buffers are
+    planned for the bound), so --seq-len is capped there, as ExecuTorch's executor_runner runs it."""
+    import torch  # the pybindings take and return torch tensors
+
+    try:  # XNNPACK's thread pool is process-wide; older builds lack the hook (then: all cores)
+        from executorch.extension.pybindings import portable_lib
+
+        if portable_lib._threadpool_get_thread_count() != args.threads:
+            portable_lib._unsafe_reset_threadpool(args.threads)  # before anything runs: see converters/executorch.py
+    except (ImportError, AttributeError):
+        pass
+    program = rt.Runtime.get().load_program(path)  # kept alive by the closure: the method points into it
+    method = program.load_method("forward")
+    meta = method.metadata
+    bound = [int(x) for x in meta.input_tensor_meta(0).sizes()]
+    seq = min(args.seq_len, bound[1]) if len(bound) > 1 else None
+    shape = (1, seq) if seq else tuple(bound)
+    roles = ("ids", "mask", "types")
+    tensors = [
+        torch.from_numpy(make_input(np, roles[min(k, 2)], shape, np.int64, args.vocab_size, rng))
+        for k in range(meta.num_inputs())
+    ]
+    return (lambda: (program, method.execute(tensors))), seq
+
+
 def median_ci95(values):
     """95 % confidence interval of the median from order statistics (distribution-free).
 
@@ -313,7 +342,7 @@ def main(argv=None):
         signal.setitimer(signal.ITIMER_REAL, args.timeout)
     try:
         np, rt, dist = import_runtime(suffix)
-        loader = {".tflite": load_tflite, ".onnx": load_onnx, ".pt": load_torchscript}[suffix]
+        loader = {".tflite": load_tflite, ".onnx": load_onnx, ".pt": load_torchscript, ".pte": load_executorch}[suffix]
         rng = np.random.default_rng(0)
         t0 = time.perf_counter()
         try:

@@ -40,7 +40,7 @@ __all__ = [
 
 DEFAULT_TIMEOUT_S = 300.0  # a whole bench call: copy, load, warm up, runs, clean up
 DEFAULT_CONNECT_TIMEOUT_S = 10.0
-ARTIFACT_SUFFIXES = (".tflite", ".onnx", ".pt")
+ARTIFACT_SUFFIXES = (".tflite", ".onnx", ".pt", ".pte")
 TARGET_FORMS = "local | ssh://[user@]host[:port] | adb://[serial]"
 
 
@@ -193,6 +193,7 @@ class RunnerOptions:
     # A local file (pushed/copied, chmod 755) or a path that already exists on the target.
     benchmark_binary: str | None = None
     onnx_perf_test: str | None = None  # adb: onnxruntime_perf_test, same local-or-remote rule
+    executorch_runner: str | None = None  # adb: ExecuTorch's executor_runner for .pte, same rule
     remote_python: str | None = None  # ssh: default python3
     ssh_identity: str | None = None  # ssh -i
     ssh_config: str | None = None  # ssh -F (tests use their own; users normally rely on ~/.ssh/config)

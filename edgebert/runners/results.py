@@ -39,7 +39,9 @@ _EXIT_MISSING_RUNTIME, _EXIT_TIMEOUT = 42, 44
 def check_artifact(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"artifact {path} does not exist (give a .tflite, .onnx or .pt file from an export folder)")
+        raise UsageError(
+            f"artifact {path} does not exist (give a .tflite, .onnx, .pt or .pte file from an export folder)"
+        )
     if path.suffix.lower() not in ARTIFACT_SUFFIXES:
         raise UsageError(f"cannot measure {path.name}: expected one of {', '.join(ARTIFACT_SUFFIXES)}")
     return path.resolve()

@@ -88,6 +88,23 @@ def pt_artifact(artifacts_dir) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def pte_artifact(artifacts_dir) -> Path:
+    """One layer (lowering to XNNPACK is slow), sequence length 8..SEQ: the runners time it at the bound."""
+    exir = pytest.importorskip("executorch.exir", reason="executorch is not installed (converters/executorch.py)")
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=200, hidden_size=48, heads=(3,), ffn=(64,), head_dim=16, max_position_embeddings=64)
+    seq = torch.export.Dim("seq", min=8, max=SEQ)
+    program = torch.export.export(Bert(cfg).eval(), _inputs(), dynamic_shapes=tuple({1: seq} for _ in range(3)))
+    path = artifacts_dir / "model.pte"
+    path.write_bytes(
+        exir.to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch().buffer
+    )
+    return path
+
+
 @pytest.fixture
 def corrupt_tflite(tmp_path) -> Path:
     path = tmp_path / "corrupt.tflite"
