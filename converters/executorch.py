@@ -28,6 +28,7 @@ has no XNNPACK kernel in 1.5.1, so the graph splits into one delegate per stretc
 
 from __future__ import annotations
 
+import importlib.util
 from importlib import metadata
 from pathlib import Path
 
@@ -120,6 +121,13 @@ class ExecuTorchConverter(ConverterBase):
             )
         return facts
 
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Profiles list executorch, so selections made without --formats skip it where it is not installed."""
+        if importlib.util.find_spec("executorch") is None:
+            return f"executorch is not installed ({INSTALL})"
+        return None
+
     def load(self, path: Path, threads: int = 1, signature: str | None = None):
         return _ExecuTorchRuntime(Path(path), threads)  # one dynamic-length graph: no signatures
 
@@ -159,11 +167,10 @@ class _ExecuTorchRuntime:
     """Canonical int64 feeds in, float32 [batch, dim] out, through executorch.runtime (the pybindings)."""
 
     def __init__(self, path: Path, threads: int):
-        runtime = _require("executorch.runtime", what="running ExecuTorch artifacts")
-        self.threads = _thread_pool(threads)
-        with quiet():  # cpuinfo prints what it cannot read from /sys on x86
-            # Keep the program: the method points into it, and freeing it first crashes the process.
-            self.program = runtime.Runtime.get().load_program(Path(path))
+        with quiet():  # cpuinfo prints what it cannot read from /sys on x86, at import
+            runtime = _require("executorch.runtime", what="running ExecuTorch artifacts")
+            self.threads = _thread_pool(threads)
+            self.program = runtime.Runtime.get().load_program(Path(path))  # kept: the method points into it
             self.method = self.program.load_method("forward")
         meta = self.method.metadata
         self.seq_len = int(meta.input_tensor_meta(0).sizes()[1])  # the upper bound the buffers are planned for

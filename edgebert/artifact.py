@@ -200,3 +200,8 @@ class ConverterBase:
 
     def describe(self, path: Path, card: ModelCard) -> dict | None:
         return None  # no metadata slot apps read: the tokenizer files beside the artifact are the card
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why this format cannot be written here (its toolchain is not installed), or None when it can."""
+        return None

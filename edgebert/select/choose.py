@@ -25,9 +25,14 @@ QuantizedQuality = Callable[[SubnetSpec, str, str], "tuple[float, str] | None"]
 def allowed(
     profile: DeviceProfile, formats, quantize, loadable: tuple[str, ...] | None = None
 ) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
-    """The formats to consider (given, else the profile's that edgebert can write) and each one's precisions;
-    `loadable`: only these precisions (those the app's runtime loads, export/runtimes.py)."""
-    formats = tuple(formats) if formats else tuple(f for f in profile.formats if f in CONVERTERS.names())
+    """The formats to consider (given, else the profile's that edgebert can write here: an optional toolchain
+    that is not installed, e.g. ExecuTorch, is skipped) and each one's precisions; `loadable`: only these
+    precisions (those the app's runtime loads, export/runtimes.py)."""
+    formats = (
+        tuple(formats)
+        if formats
+        else tuple(f for f in profile.formats if f in CONVERTERS.names() and CONVERTERS.get(f).unavailable() is None)
+    )
     if not formats:
         raise UsageError(f"profile {profile.name} prefers no format edgebert can write; pass --formats")
     precisions = {}

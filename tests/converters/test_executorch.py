@@ -96,3 +96,36 @@ def test_missing_executorch_says_which_pip_line(monkeypatch, conv, one_layer, tm
     assert err.value.exit_code == 2 and not (tmp_path / "model.pte").exists()
     with pytest.raises(MissingExtraError, match="ExecuTorch artifacts needs ExecuTorch"):
         conv.load(tmp_path / "model.pte")
+
+
+@pytest.mark.slow
+def test_minilm_slice_parity(minilm_dir, conv, tmp_path):
+    """Real weights: a 3-layer, 3-head MiniLM slice at the export's default length (fp32 only: lowering MiniLM
+    takes minutes here; int8 on MiniLM is measured by benchmarks/export_bench.py, see README)."""
+    pytest.importorskip("executorch.exir", reason="executorch is not installed (converters/executorch.py)")
+    from edgebert.model.bert import load_model
+    from edgebert.model.slicing import slice_model
+    from edgebert.model.spec import SubnetSpec
+    from edgebert.model.tokenizer import load_tokenizer
+
+    model = slice_model(load_model(minilm_dir), SubnetSpec(0.25, 0.5)).eval()
+    cfg = ArtifactConfig("executorch", "fp32", 128)
+    conv.convert(model, cfg, tmp_path / "model.pte")
+    figures = verify(model, conv.load(tmp_path / "model.pte"), load_tokenizer(minilm_dir), conv, cfg)
+    assert figures["passed"] and figures["max_abs_diff"] <= 1e-4, figures
+
+
+def test_a_profile_format_that_is_not_installed_is_skipped(monkeypatch):
+    import dataclasses
+    import importlib.util
+
+    from edgebert.select.choose import allowed
+    from edgebert.select.profiles import load_profile
+
+    profile = dataclasses.replace(load_profile("pixel6"), formats=("executorch", "tflite"))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "executorch" else real(n, *a))
+    assert allowed(profile, None, None)[0] == ("tflite",)
+    assert allowed(profile, ("executorch",), None)[0] == ("executorch",)  # asked for: it says so when used
+    monkeypatch.setattr(importlib.util, "find_spec", real)
+    assert allowed(profile, None, None)[0] == ("executorch", "tflite")
