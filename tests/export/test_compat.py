@@ -54,7 +54,7 @@ def test_every_runtime_of_every_artifact(folder, monkeypatch):
             assert row["status"] == "ok" and row["loads"] and row["argmax_agreement"] == 1.0
     assert result["exit_code"] == 0 and result["written"]
     assert json.loads((folder / "manifest.json").read_text())["compatibility"]["rows"] == result["rows"]
-    assert set(RUNTIMES) == {"onnx", "tflite", "torchscript"}
+    assert set(RUNTIMES) == {"onnx", "tflite", "torchscript", "executorch"}
     (mobile,) = result["ort_mobile"]  # converted and checked in edgebert's onnxruntime; no package op set here
     assert mobile["ort_parity"]["status"] == "ok" and mobile["reduced_package"]["status"].startswith("not checked")
     acc = mobile["accelerators"]  # ORT's usability checker: NNAPI / CoreML partitions of the graph
