@@ -87,3 +87,14 @@ def test_non_uniform_slice_exports_in_every_format(tiny_model_dir, tmp_path):
     assert {a["format"] for a in m["artifacts"]} == {"onnx", "tflite", "torchscript"}
     assert all(a["parity"]["passed"] for a in m["artifacts"])
     assert m["subnet"]["spec"]["layers"] == [0, 2] and m["subnet"]["heads"] == [1, 3] and m["subnet"]["ffn"] == [9, 53]
+
+
+@pytest.mark.slow  # ~45 s here: ExecuTorch lowering
+def test_non_uniform_slice_exports_to_executorch(tiny_model_dir, tmp_path):
+    pytest.importorskip("executorch.exir", reason="executorch is not installed (converters/executorch.py)")
+    spec = SubnetSpec.from_layers(make_tiny_model().config, **ODD)
+    cfg = ExportConfig(
+        out=str(tmp_path / "pte"), model=str(tiny_model_dir), spec=spec, formats=("executorch",), seq_len=16
+    )
+    (art,) = export(cfg, progress=False)["artifacts"]
+    assert art["format"] == "executorch" and art["parity"]["passed"]
