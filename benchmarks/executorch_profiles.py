@@ -52,6 +52,15 @@ def latency_entries(profile, ratios: dict, evidence: str, today: str) -> str:
             f"    per_layer_ms: {_num(e.per_layer_ms * r)}\n    fixed_ms: {_num(e.fixed_ms * r)}\n"
             f"    expected_error: {_num(e.expected_error + 0.15)}\n    error_p90: {_num(e.error_p90 + 0.25)}\n"
             f"    provenance:\n      source: {_quote('estimate: ' + why)}\n      date: '{today}'\n"
+            + "".join(
+                f"      {k}: {_quote(f'tflite/{e.precision} {k} {op} {r:.3g} (see source)')}\n"
+                for k, op in (
+                    ("linear_gmacs_per_s", "/"),
+                    ("attention_gmacs_per_s", "/"),
+                    ("per_layer_ms", "x"),
+                    ("fixed_ms", "x"),
+                )
+            )
         )
     return "".join(out)
 
