@@ -35,6 +35,7 @@ _TOOLCHAIN = (
     "litert-converter",
     "ai-edge-quantizer",
     "ai-edge-litert",
+    "executorch",  # installed --no-deps (README): a build without it records "not installed"
 )
 
 

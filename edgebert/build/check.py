@@ -22,8 +22,13 @@ __all__ = ["check"]
 
 def _reverify(folder: Path, a: dict, reference, tokenizer) -> dict:
     conv = CONVERTERS.get(a["format"])()
-    figures = verify(reference, conv.load(folder / a["file"], threads=1), tokenizer, conv,
-                     ArtifactConfig(a["format"], a["precision"], a["seq_len"]))
+    figures = verify(
+        reference,
+        conv.load(folder / a["file"], threads=1),
+        tokenizer,
+        conv,
+        ArtifactConfig(a["format"], a["precision"], a["seq_len"]),
+    )
     check_parity(figures, f"{folder.name}/{a['file']}")
     return figures
 
@@ -35,16 +40,22 @@ def _check_one(cfg: BuildConfig, entry: BuildEntry, key: str, inputs: dict, prev
     if not (folder / MANIFEST).is_file():
         if old.get("status") == "over-budget" and old.get("cache_key") == key:
             return {**result, "status": "over-budget", "problems": [old["message"]], "exit_code": 3}
-        return {**result, "status": "mismatch", "problems": [f"{folder} has no {MANIFEST}: run edgebert build"],
-                "exit_code": 4}
+        return {
+            **result,
+            "status": "mismatch",
+            "problems": [f"{folder} has no {MANIFEST}: run edgebert build"],
+            "exit_code": 4,
+        }
     try:
         manifest = read_manifest(folder)
     except OutputError as exc:
         return {**result, "status": "mismatch", "problems": [str(exc)], "exit_code": 4}
     problems = [f"{entry.folder}/{p}" for p in mismatches(folder, manifest)]
     if (manifest.get("build") or {}).get("cache_key") != key:
-        problems.append(f"{entry.folder} is stale ({changed((manifest.get('build') or {}).get('inputs'), inputs)}): "
-                        "run edgebert build")
+        problems.append(
+            f"{entry.folder} is stale ({changed((manifest.get('build') or {}).get('inputs'), inputs)}): "
+            "run edgebert build"
+        )
     try:
         reference, tokenizer = load_model(folder / SUBNET_DIR), load_tokenizer(folder)
     except EdgebertError as exc:
@@ -56,8 +67,12 @@ def _check_one(cfg: BuildConfig, entry: BuildEntry, key: str, inputs: dict, prev
             _reverify(folder, a, reference, tokenizer)
         except ParityError as exc:
             problems.append(str(exc).split(". It was not written")[0])
-    return {**result, "status": "mismatch" if problems else "ok", "problems": problems,
-            "exit_code": 4 if problems else 0}
+    return {
+        **result,
+        "status": "mismatch" if problems else "ok",
+        "problems": problems,
+        "exit_code": 4 if problems else 0,
+    }
 
 
 def _check_index(out: Path) -> dict | None:

