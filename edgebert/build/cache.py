@@ -35,7 +35,7 @@ _TOOLCHAIN = (
     "litert-converter",
     "ai-edge-quantizer",
     "ai-edge-litert",
-    "executorch",  # installed --no-deps (README): a build without it records "not installed"
+    "executorch",  # installed --no-deps (README); None where it is not
 )
 
 
