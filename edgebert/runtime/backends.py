@@ -12,11 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from edgebert._optional import require
-from edgebert.errors import ModelError
+from edgebert.errors import MissingExtraError, ModelError
 
 __all__ = ["open_session", "FORMAT_OF_SUFFIX"]
 
-FORMAT_OF_SUFFIX = {".onnx": "onnx", ".tflite": "tflite", ".pt": "torchscript"}
+FORMAT_OF_SUFFIX = {".onnx": "onnx", ".tflite": "tflite", ".pt": "torchscript", ".pte": "executorch"}
+_PTE_MIN_LEN = 8  # edgebert's .pte files take 8..seq_len tokens (converters/executorch.py: MIN_SEQ_LEN)
+_PTE_INSTALL = "pip install --no-deps executorch==1.5.1 ruamel.yaml==0.19.1"
 _ORT_DTYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(float)": np.float32}
 
 
@@ -83,6 +85,35 @@ class _TorchScript:
         return {n: t.numpy() for n, t in zip(self._outputs, out)}
 
 
+class _ExecuTorch:
+    """One text at a time (edgebert's .pte files are batch 1); shorter than 8 tokens is padded with mask 0.
+
+    ExecuTorch's thread pool is process-wide and left at its default size (one thread per performant core):
+    resizing it next to torch crashed at random (converters/executorch.py), so `threads` is not applied."""
+
+    def __init__(self, path: Path, threads: int, inputs, outputs):
+        try:
+            from executorch.runtime import Runtime
+        except ImportError:
+            err = MissingExtraError("running .pte files", "executorch", "executorch.runtime")
+            err.args = (f"running {path.name} needs ExecuTorch (not an extra); install it with:  {_PTE_INSTALL}",)
+            raise err from None
+        import torch  # ExecuTorch's Python bindings take torch tensors
+
+        self.torch = torch
+        self.program = Runtime.get().load_program(str(path))  # kept: the method points into it
+        self.method = self.program.load_method("forward")
+        self._inputs, self._outputs = list(inputs), list(outputs)
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        pad = max(0, _PTE_MIN_LEN - np.asarray(feeds[self._inputs[0]]).shape[1])
+        args = [
+            self.torch.from_numpy(np.pad(np.asarray(feeds[n], dtype=np.int64), ((0, 0), (0, pad))))
+            for n in self._inputs
+        ]
+        return {n: t.numpy() for n, t in zip(self._outputs, self.method.execute(args))}
+
+
 def open_session(fmt: str, path: Path, *, inputs, outputs, threads: int = 1, signature: str | None = None):
     """A callable session for `path` in format `fmt`; `inputs`/`outputs` are the manifest's tensor names."""
     path = Path(path)
@@ -94,4 +125,6 @@ def open_session(fmt: str, path: Path, *, inputs, outputs, threads: int = 1, sig
         return _LiteRt(path, threads, inputs, outputs, signature)
     if fmt == "torchscript":
         return _TorchScript(path, threads, inputs, outputs)
+    if fmt == "executorch":
+        return _ExecuTorch(path, threads, inputs, outputs)
     raise ModelError(f"unknown artifact format {fmt!r}")

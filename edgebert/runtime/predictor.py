@@ -23,7 +23,7 @@ from edgebert.runtime.text import INPUT_NAMES, encode_one, load_tokenizer
 
 __all__ = ["Prediction", "Predictor", "FORMAT_PREFERENCE", "open_segments", "segment_exits"]
 
-FORMAT_PREFERENCE = ("onnx", "tflite", "torchscript")  # the fastest on a CPU host first (DESIGN.md table)
+FORMAT_PREFERENCE = ("onnx", "tflite", "torchscript", "executorch")  # the fastest on a CPU host first (DESIGN.md table)
 
 
 @dataclass(frozen=True)

@@ -129,3 +129,16 @@ def test_a_profile_format_that_is_not_installed_is_skipped(monkeypatch):
     assert allowed(profile, ("executorch",), None)[0] == ("executorch",)  # asked for: it says so when used
     monkeypatch.setattr(importlib.util, "find_spec", real)
     assert allowed(profile, None, None)[0] == ("executorch", "tflite")
+
+
+def test_edgebert_runtime_opens_the_pte_one_text_at_a_time(artifact, one_layer):
+    """`edgebert predict` (edgebert.runtime, no converter): batch 1, shorter than 8 tokens padded with mask 0."""
+    from edgebert.model.tokenizer import INPUT_NAMES
+    from edgebert.runtime.backends import FORMAT_OF_SUFFIX, open_session
+
+    path = artifact()[0]
+    session = open_session(FORMAT_OF_SUFFIX[path.suffix], path, inputs=INPUT_NAMES, outputs=["embeddings"])
+    for length in (3, 20):
+        f = random_feeds(one_layer, 1, length, seed=length)
+        out = session(f)["embeddings"]
+        assert out.shape == (1, 48) and np.abs(out - torch_outputs(one_layer, f)).max() <= 1e-5
