@@ -78,6 +78,7 @@ class CompressConfig:
     force: bool = False
     version: int = CONFIG_VERSION
     teacher_max_steps = None  # run_stage reads it for its "teacher" stage only; compress has none
+    sandwich = 0  # depth_step reads it (train --sandwich); compress distils the uniform grid only
 
     def __post_init__(self):
         object.__setattr__(self, "widths", tuple(float(w) for w in self.widths))
