@@ -278,18 +278,29 @@ def bench(as_json, **kw):
 @cli.command(epilog=_epilog())
 @click.argument("folder")
 @click.option("--no-write", is_flag=True, help="print the table only; leave manifest.json as it is")
+@click.option(
+    "--install-runtimes",
+    is_flag=True,
+    help="first make a venv for each older runtime not set up yet (ai-edge-litert 1.4, tflite-runtime 2.14, "
+    "onnxruntime 1.15/1.18), in the cache folder, from the package index: once, 20-50 s each",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the table as JSON")
 @click.pass_context
-def compat(ctx, folder, no_write, as_json):
+def compat(ctx, folder, no_write, install_runtimes, as_json):
     """Which runtimes load each artifact of an export folder and agree with its PyTorch reference.
 
     Checks every artifact's size and sha256 against manifest.json first, then runs it on the parity
     sentences in ONNX Runtime, ai-edge-litert, torch (TorchScript) and, for .tflite, MediaPipe Tasks with
-    its own tokenizer (needs EDGEBERT_MEDIAPIPE_PYTHON: the python of a venv with mediapipe==0.10.21).
+    its own tokenizer (needs EDGEBERT_MEDIAPIPE_PYTHON: the python of a venv with mediapipe==0.10.21), and
+    in older runtimes apps still ship, each in its own venv (--install-runtimes makes them).
     Writes the table into manifest.json (compatibility). Exit 4: a file changed since export, or it
     disagrees with PyTorch in the runtime it was verified with."""
     from edgebert.commands.compat import format_compat, run_compat  # heavy: torch
 
+    if install_runtimes:
+        from edgebert.export.runtime_envs import install_missing
+
+        install_missing(on_step=lambda name: click.echo(f"installing {name} into the cache folder (once)", err=True))
     result = run_compat(folder=folder, no_write=no_write)
     _print(result, as_json, format_compat)
     ctx.exit(result["exit_code"])

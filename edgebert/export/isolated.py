@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from edgebert.errors import RunnerError
+from edgebert.user_cache import cache_dir
 
 __all__ = ["IsolatedRuntime", "ISOLATED", "IsolatedSession", "isolated_python", "explain", "NOT_INSTALLED"]
 
@@ -51,10 +52,21 @@ class IsolatedRuntime:
         return "EDGEBERT_" + re.sub(r"[^A-Z0-9]+", "_", f"{self.package} {self.version}".upper()) + "_PYTHON"
 
     @property
+    def cached_venv(self) -> Path:
+        """Where `edgebert compat --install-runtimes` makes its venv (export/runtime_envs.py)."""
+        return cache_dir() / "runtimes" / f"{self.package}-{self.version}"
+
+    @property
+    def requirements(self) -> tuple[str, ...]:
+        """What pip installs into its venv."""
+        return (self.name, "numpy<2")
+
+    @property
     def setup_hint(self) -> str:
         venv = f".venv-{self.package}-{self.version}"
         return (
-            f"python3 -m venv {venv} && {venv}/bin/pip install {self.name} 'numpy<2' && "
+            f"run `edgebert compat FOLDER --install-runtimes` (a venv in {self.cached_venv.parent}), or make one by "
+            f"hand: python3 -m venv {venv} && {venv}/bin/pip install {self.name} 'numpy<2' && "
             f"export {self.env_var}=$PWD/{venv}/bin/python"
         )
 
@@ -71,9 +83,13 @@ ISOLATED = {
 
 
 def isolated_python(runtime: IsolatedRuntime) -> str | None:
-    """The venv's interpreter, or None when it is not set up (the table then says 'not installed')."""
+    """The venv's interpreter: the environment variable's, else the one `compat --install-runtimes` made in the
+    cache folder; None when neither is set up (the table then says 'not installed')."""
     python = os.environ.get(runtime.env_var, "").strip()
-    return python or None
+    if python:
+        return python
+    cached = runtime.cached_venv
+    return str(cached / "bin" / "python") if (cached / ".complete").exists() else None
 
 
 # What an older runtime says when a file is too new for it, turned into the fact a reader needs.

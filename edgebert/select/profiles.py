@@ -21,6 +21,7 @@ from edgebert.artifact import PRECISIONS
 from edgebert.errors import ProfileError
 from edgebert.registry import CONVERTERS
 from edgebert.select.latency import KIND, LatencyEntry, LatencyModel, MemoryEntry
+from edgebert.user_cache import cache_dir
 
 __all__ = [
     "CpuCluster",
@@ -142,14 +143,6 @@ def profiles_dir() -> Path:
 
 def config_dir() -> Path:
     return Path(os.environ.get("EDGEBERT_CONFIG_DIR") or Path.home() / ".config" / "edgebert")
-
-
-def cache_dir() -> Path:
-    """$EDGEBERT_CACHE_DIR, else $XDG_CACHE_HOME/edgebert, else ~/.cache/edgebert (what can be measured again)."""
-    base = os.environ.get("EDGEBERT_CACHE_DIR")
-    if base:
-        return Path(base)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgebert"
 
 
 def profile_names() -> list[str]:

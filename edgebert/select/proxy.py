@@ -23,6 +23,7 @@ from edgebert.model.slicing import slice_model
 from edgebert.model.spec import DEPTHS, WIDTHS, SubnetSpec
 from edgebert.model.texts import calibration_texts
 from edgebert.model.tokenizer import encode
+from edgebert.user_cache import cache_dir
 
 __all__ = ["proxy_quality", "proxy_table", "proxy_cache_dir", "proxy_key", "proxy_texts", "seed_proxy", "PROXY_VERSION"]
 
@@ -94,11 +95,7 @@ def proxy_table(loaded: Loaded, progress: bool) -> tuple[dict, str]:
 
 
 def proxy_cache_dir() -> Path:
-    """$EDGEBERT_CACHE_DIR, else $XDG_CACHE_HOME/edgebert, else ~/.cache/edgebert."""
-    base = os.environ.get("EDGEBERT_CACHE_DIR")
-    if base:
-        return Path(base) / "quality-proxy"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgebert" / "quality-proxy"
+    return cache_dir() / "quality-proxy"
 
 
 def proxy_key(loaded: Loaded, texts: list[str]) -> str:
