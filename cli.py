@@ -1,4 +1,4 @@
-"""edgebert command line (click): `edgebert export | profiles | bench | calibrate | train | evaluate | build`.
+"""edgebert command line (click): `edgebert export | profiles | bench | calibrate | train | evaluate | build | search`.
 
 Parsing only: each command hands its values to one function of `edgebert.commands.*`, which builds the
 typed objects and calls the library. The heavy commands are imported inside their callbacks so that
@@ -201,6 +201,12 @@ def cli(ctx):
     help="with --device and a model with exit heads: the selector may pick an early-exit policy; its latency "
     "budget is met by the p90 of the per-input latency over the exit histogram, or by the worst case (every layer)",
 )
+@click.option(
+    "--search",
+    is_flag=True,
+    help="with --device/--budget: search per-layer sub-networks (heads, FFN width, which layers) instead of the "
+    "uniform grid; quality by the embedding proxy (see `edgebert search`)",
+)
 @_runner_flags
 @click.option("--json", "as_json", is_flag=True, help="print the manifest summary as JSON on stdout")
 def export(as_json, **kw):
@@ -381,6 +387,15 @@ def calibrate(as_json, **kw):
 @click.option("--checkpoint-every", type=int, default=100, show_default=True, help="steps between checkpoints")
 @click.option("--keep-teacher", is_flag=True, help="also save the teacher in OUT/teacher")
 @click.option(
+    "--sandwich",
+    type=int,
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="width+depth stage: train the largest, the smallest and N random per-layer sub-networks per step "
+    "(the sandwich rule; what `edgebert search` picks from) instead of DynaBERT's grid",
+)
+@click.option(
     "--exits",
     type=click.Choice(("romebert", "deebert")),
     is_flag=False,
@@ -516,6 +531,33 @@ def build(ctx, config, only, check, no_cache, out, as_json):
     )
     _print(result, as_json, format_check if check else format_summary)
     ctx.exit(result["exit_code"])
+
+
+@cli.command(epilog=_epilog())
+@click.option("--model", help="model folder (default: packaged MiniLM)")
+@click.option("--device", required=True, help="device profile name or .yaml path whose latency/memory models judge")
+@click.option("--budgets", required=True, help="latency budgets, comma-separated, e.g. 10ms,20ms,40ms")
+@click.option("--memory", help="memory limit, e.g. 150MB (default: the profile's)")
+@click.option("--formats", callback=_formats, help=f"{_FORMATS_HELP}; the first is searched (default: the profile's)")
+@click.option("--quantize", type=click.Choice(PRECISIONS), help="precision searched (default fp32)")
+@click.option("--seq-len", type=int, default=128, show_default=True)
+@click.option("--threads", type=int, help="threads (default: the profile's)")
+@click.option("--data", help="dev set for measured quality (rotten-tomatoes or a file); default: the embedding proxy")
+@click.option("--text-column", default="text", show_default=True)
+@click.option("--label-column", default="label", show_default=True)
+@click.option("--sample", type=int, default=48, show_default=True, help="configurations measured to fit the predictor")
+@click.option("--population", type=int, default=40, show_default=True)
+@click.option("--generations", type=int, default=15, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print the rows and the Pareto front as JSON")
+def search(as_json, **kw):
+    """Search per-layer sub-networks (heads, FFN width, which layers) under each budget (issue 17).
+
+    One row per budget: the chosen per-layer spec, its measured quality and source, grid_quality (the best
+    uniform DynaBERT grid point within the same budget), predicted latency and memory."""
+    from edgebert.commands.search import format_search, run_search  # heavy: torch
+
+    _print(run_search(**kw, progress=_progress(as_json)), as_json, format_search)
 
 
 def _on_sigterm(signum, frame):
