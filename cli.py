@@ -93,6 +93,10 @@ def _runner_flags(f):
         click.option("--adb", "adb_path", help="adb executable (default: adb on PATH)"),
         click.option("--benchmark-binary", help="TFLite benchmark_model: local file to push, or a path on the device"),
         click.option("--onnx-perf-test", help="onnxruntime_perf_test: local file to push, or a path on the device"),
+        click.option(
+            "--executorch-runner",
+            help="ExecuTorch executor_runner (.pte over adb): local file to push, or a path on the device",
+        ),
         click.option("--remote-python", help="python on the board (e.g. a venv's bin/python; default python3)"),
         click.option("--identity", help="ssh private key (default: your ssh config / agent)"),
         click.option("--ssh-config", help="ssh config file (default: ~/.ssh/config)"),
@@ -125,7 +129,16 @@ def _hygiene_flags(f):
 
 def _options(kw: dict):
     """Pop the runner flags out of a command's values into one RunnerOptions."""
-    names = ("adb_path", "benchmark_binary", "onnx_perf_test", "remote_python", "identity", "ssh_config", "taskset")
+    names = (
+        "adb_path",
+        "benchmark_binary",
+        "onnx_perf_test",
+        "executorch_runner",
+        "remote_python",
+        "identity",
+        "ssh_config",
+        "taskset",
+    )
     return runner_options(**{n: kw.pop(n) for n in names})
 
 
