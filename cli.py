@@ -562,6 +562,11 @@ def build(ctx, config, only, check, no_cache, out, as_json):
 @click.option("--population", type=int, default=40, show_default=True)
 @click.option("--generations", type=int, default=15, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--no-calibrate",
+    is_flag=True,
+    help="--device host: never calibrate this machine (a fit made on another machine keeps its widened error)",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the rows and the Pareto front as JSON")
 def search(as_json, **kw):
     """Search per-layer sub-networks (heads, FFN width, which layers) under each budget (issue 17).
@@ -570,7 +575,8 @@ def search(as_json, **kw):
     uniform DynaBERT grid point within the same budget), predicted latency and memory."""
     from edgebert.commands.search import format_search, run_search  # heavy: torch
 
-    _print(run_search(**kw, progress=_progress(as_json)), as_json, format_search)
+    say = lambda text: click.echo(f"edgebert: {text}", err=True)  # noqa: E731
+    _print(run_search(**kw, progress=_progress(as_json), say=say), as_json, format_search)
 
 
 def _on_sigterm(signum, frame):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from edgebert.calibrate.quick import calibrate_host
 from edgebert.commands.text import fmt
 from edgebert.errors import BudgetError, UsageError
 from edgebert.model.loaded import load
@@ -60,14 +61,28 @@ def run_search(
     generations: int = 15,
     confirm: int = 4,
     seed: int = 0,
+    no_calibrate: bool = False,
     progress: bool = False,
+    say=None,
 ) -> dict:
     t0 = time.perf_counter()
     latencies = parse_budgets(budgets)
-    profile = load_profile(device)
+    profile = load_profile(device, host_calibration=not no_calibrate)
     memory_mb = parse_memory(memory) if memory else profile.model_memory_mb
     fmt_, precision = search_target(profile, formats, quantize)
     threads = threads or profile.default_threads
+    calibration = None
+    if not no_calibrate:  # --device host on a machine its fit was not made on: calibrated once, as export does
+        profile, calibration = calibrate_host(
+            profile,
+            formats=(fmt_,),
+            quantize=precision,
+            threads=threads,
+            model=model,
+            seq_len=seq_len,
+            progress=progress,
+            say=say,
+        )
     for name, v, low in (("--sample", sample, 8), ("--population", population, 4), ("--generations", generations, 1)):
         if v < low:
             raise UsageError(f"{name} must be >= {low}, got {v}")
@@ -100,6 +115,7 @@ def run_search(
         "rows": rows(result, precision),
         "front": [p.to_dict() for p in result.front],
         "search_seconds": round(time.perf_counter() - t0, 1),
+        "host_calibration": calibration,
     }
 
 
@@ -147,4 +163,6 @@ def format_search(r: dict) -> str:
             f"{fmt(x['predicted_memory_mb'], '.1f'):>9}  {x['key'] or x['why']} / {x['grid_spec'] or '-'}"
         )
     lines.append("latency and memory are predicted by the device profile's model; quality figures are measured")
+    if r.get("host_calibration"):
+        lines.append(f"host calibrated first (cached in {r['host_calibration']['file']})")
     return "\n".join(lines)
