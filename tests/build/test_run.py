@@ -313,7 +313,10 @@ def test_config_errors_exit_2_before_any_folder(tmp_path, capsys, body, text):
 @pytest.mark.parametrize(
     "head, text",
     [
-        ('formats = ["onnx", "coreml"]\n', "formats: expected formats from: executorch, onnx, tflite, torchscript, got 'coreml'"),
+        (
+            'formats = ["onnx", "coreml"]\n',
+            "formats: expected formats from: executorch, onnx, tflite, torchscript, got 'coreml'",
+        ),
         ('seq_len = "16"\n', "seq_len: expected an integer >= 8, got '16'"),
         ('model = "nowhere"\n', "model: expected an existing model folder"),
     ],
