@@ -80,9 +80,7 @@ class EarlyExitPlan:
 
     def finish(self, cfg: ExportConfig, policy: Policy, profile, targets, options, measuring, after):
         """The pipeline's finish hook: segments written, verified, predicted and timed on `targets`, then `after`."""
-        bench = BenchConfig(
-            threads=cfg.threads, runs=measuring.runs, seq_len=cfg.seq_len, timeout_s=measuring.timeout_s
-        )
+        bench = measuring.config(threads=cfg.threads, seq_len=cfg.seq_len)  # --sustained too, as for the artifacts
         timing = SegmentTiming(targets=tuple(targets), config=bench, options=options, profile=profile)
         return prepare_early_exit(cfg, policy, timing, after=after)[1]
 

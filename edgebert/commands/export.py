@@ -21,7 +21,7 @@ from edgebert.export.pipeline import ExportConfig, export
 from edgebert.export.record import measurement_failures
 from edgebert.export.runtimes import formats_for
 from edgebert.model.spec import SubnetSpec
-from edgebert.runners import BenchConfig, RunnerOptions, parse_target
+from edgebert.runners import RunnerOptions, parse_target
 from edgebert.runners.interface import DEFAULT_TIMEOUT_S
 from edgebert.runtime.policy import Policy
 from edgebert.select.budget import Budget
@@ -147,8 +147,7 @@ def run_export(
     )
     timing = None
     if not no_measure:  # each segment timed here too, as the plain artifacts are
-        bench = BenchConfig(threads=cfg.threads, runs=runs, seq_len=cfg.seq_len, timeout_s=timeout)
-        timing = SegmentTiming(targets=(parse_target("local"),), config=bench)
+        timing = SegmentTiming(targets=(parse_target("local"),), config=measuring.config(cfg.threads, cfg.seq_len))
     loaded, finish = prepare_early_exit(cfg, early_exit, timing) if early_exit is not None else (None, None)
     measure = None if no_measure else local_measurer(cfg.threads, cfg.seq_len, measuring)
     manifest = export(cfg, progress=progress, measure=measure, loaded=loaded, finish=finish)
