@@ -21,7 +21,7 @@ import re
 
 import numpy as np
 
-from edgebert.runners.bench_script import drift_pct, median_ci95
+from edgebert.runners.bench_script import stats
 from edgebert.runners.interface import BenchConfig, BenchmarkCrashed, BenchResult, tail
 from edgebert.runners.parse import OutputFormatError
 
@@ -114,20 +114,10 @@ def result_from_executor_runner(
     per_run = r["per_run_ms"]
     if len(per_run) == r["executions"] and len(per_run) > config.warmup:
         timed = per_run[config.warmup :]
-        a = np.asarray(timed, dtype=np.float64)
-        q1, q3 = np.percentile(a, [25, 75])
-        ci = median_ci95(timed)
-        figures = dict(
-            p50_ms=float(np.percentile(a, 50)),
-            p90_ms=float(np.percentile(a, 90)),
-            p95_ms=float(np.percentile(a, 95)),
-            mean_ms=float(a.mean()),
-            std_ms=float(a.std()),
-            min_ms=float(a.min()),
-            max_ms=float(a.max()),
-            iqr_ms=float(q3 - q1),
+        figures = stats(np, timed)  # the bench script's own summary: the same figures as every other runner
+        ci = figures["p50_ci95_ms"]
+        figures.update(
             p50_ci95_ms=tuple(ci) if ci else None,
-            drift_pct=drift_pct(timed),
             runs=len(timed),
             warmup=config.warmup,
             first_inference_ms=per_run[0],
