@@ -279,26 +279,17 @@ def _build(config: BertConfig, state: dict[str, torch.Tensor], source: Path) -> 
 
     A config that claims vocab_size 10**10 would otherwise ask torch for terabytes before any check."""
     with torch.device("meta"):
-        expected = Bert(config)
-    _check_shapes(expected.state_dict(), state, source)
-    return _load_state(Bert(config), state, source)
-
-
-def _check_shapes(own: dict, state: dict[str, torch.Tensor], source: Path) -> None:
-    missing = [k for k in own if k not in state]
+        expected = Bert(config).state_dict()
+    missing = [k for k in expected if k not in state]
     if missing:
         raise ModelError(
             f"{source}: weights are missing {len(missing)} tensors (first: {missing[0]}); is this a BERT checkpoint?"
         )
-    for k, v in own.items():
+    for k, v in expected.items():
         if tuple(state[k].shape) != tuple(v.shape):
             raise ModelError(f"{source}: tensor {k} has shape {tuple(state[k].shape)}, config says {tuple(v.shape)}")
-
-
-def _load_state(model: Bert, state: dict[str, torch.Tensor], source: Path) -> Bert:
-    own = model.state_dict()
-    _check_shapes(own, state, source)
-    model.load_state_dict({k: state[k].float() for k in own}, strict=True)
+    model = Bert(config)
+    model.load_state_dict({k: state[k].float() for k in expected}, strict=True)
     return model.eval()
 
 
