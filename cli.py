@@ -458,6 +458,9 @@ def train(**kw):
     show_default=True,
     help="structured: whole heads/neurons (smaller, faster files); unstructured: zeros stored dense (saves no bytes)",
 )
+@click.option(
+    "--prune-steps", type=int, help="structured pruning in N steps, each distilled (LadaBERT) [default: 3; 1: at once]"
+)
 @click.option("--memory", help="search ranks/pruning whose predicted size fits, e.g. 12MB (needs --device)")
 @click.option("--device", help="device profile whose format and memory model --memory is judged by")
 @click.option("--epochs", type=float, default=1.0, show_default=True, help="distillation epochs")

@@ -62,6 +62,11 @@ def format_compress(record: dict) -> str:
         f"{len(s['factorised'])} factorised tensors",
         f"  distilled {d['steps']} steps in {d['seconds']} s (loss {d['loss_first']:.4f} -> {d['loss_last']:.4f})",
     ]
+    for step in d.get("prune_steps") or []:
+        lines.append(
+            f"    prune step {step['step']}: {step['pruned_share']:g} pruned, heads {step['heads']}, FFN {step['ffn']}; "
+            f"distilled {step['steps']} steps (loss {step['loss_first']:.4f} -> {step['loss_last']:.4f})"
+        )
     if record.get("search"):
         ch = record["search"]["chosen"]
         lines.append(

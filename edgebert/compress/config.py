@@ -20,9 +20,10 @@ from edgebert.model.tokenizer import TOKENIZER_FILES
 from edgebert.select.quality import QUALITY_FILE
 from edgebert.train.config import TASKS
 
-__all__ = ["CompressConfig", "COMPRESS_CONFIG_FILE", "compressed_folder_proof"]
+__all__ = ["CompressConfig", "COMPRESS_CONFIG_FILE", "DEFAULT_PRUNE_STEPS", "compressed_folder_proof"]
 
 CONFIG_VERSION = 1
+DEFAULT_PRUNE_STEPS = 3  # structured pruning in 3 steps, each distilled: --max-steps 300 gives each step 100
 COMPRESS_CONFIG_FILE = "compress_config.json"
 _FILES = {CONFIG_FILE, WEIGHTS_FILE, COMPRESS_CONFIG_FILE, COMPRESSION_FILE, QUALITY_FILE, "training.json"}
 _FILES |= set(TOKENIZER_FILES)
@@ -59,6 +60,9 @@ class CompressConfig:
     weight_rank: int | float | None = None
     prune: float = 0.0
     prune_kind: str = "structured"
+    # Structured pruning in this many steps, each followed by its share of the distillation (compress/iterative.py,
+    # LadaBERT's schedule); None: DEFAULT_PRUNE_STEPS. Unstructured pruning ramps up inside one distillation.
+    prune_steps: int | None = None
     memory: str | None = None  # "12MB": search ranks/pruning whose predicted int8 size fits (with --device)
     device: str | None = None
     # Short by default (LadaBERT: an order of magnitude less training than distillation alone).
@@ -88,6 +92,14 @@ class CompressConfig:
         _rank_value(self.embedding_rank, "--embedding-rank")
         _rank_value(self.weight_rank, "--weight-rank")
         check_share(self.prune, self.prune_kind)
+        if self.prune_steps is not None:
+            if isinstance(self.prune_steps, bool) or not isinstance(self.prune_steps, int) or self.prune_steps < 1:
+                raise UsageError(f"--prune-steps must be a whole number >= 1, got {self.prune_steps!r}")
+            if self.prune_kind != "structured":
+                raise UsageError(
+                    "--prune-steps is for structured pruning: unstructured pruning already rises gradually "
+                    "inside the one distillation (a cubic schedule)"
+                )
         if (self.memory is None) != (self.device is None):
             raise UsageError("--memory and --device go together: the device's format decides the predicted size")
         if self.memory is not None and (self.embedding_rank or self.weight_rank or self.prune):

@@ -5,6 +5,9 @@ factorise (SVD-initialised embedding table and matrices) → distil from the unc
 train's depth-stage loss (every width x depth against the teacher at the same width, outputs and hidden
 states) and train's step loop (checkpoints, --resume) → unstructured pruning, if asked, ramps up inside
 that loop → the quality table of every (width, depth), measured again → OUT, atomically.
+
+Structured pruning runs in steps by default (--prune-steps, compress/iterative.py, LadaBERT's schedule):
+factorise once, then prune a part and distil, step by step, until the share is reached.
 """
 
 from __future__ import annotations
@@ -18,8 +21,14 @@ from pathlib import Path
 import torch
 
 from edgebert._optional import require
-from edgebert.compress.config import COMPRESS_CONFIG_FILE, CompressConfig, compressed_folder_proof
+from edgebert.compress.config import (
+    COMPRESS_CONFIG_FILE,
+    DEFAULT_PRUNE_STEPS,
+    CompressConfig,
+    compressed_folder_proof,
+)
 from edgebert.compress.factorise import factorise, resolve_rank
+from edgebert.compress.iterative import distil_in_steps
 from edgebert.compress.prune import MaskKeeper, prune_structured
 from edgebert.errors import UsageError
 from edgebert.export.atomic import atomic_dir
@@ -50,6 +59,12 @@ def plan_for(cfg: CompressConfig, config) -> dict:
         "prune": cfg.prune,
         "prune_kind": cfg.prune_kind,
     }
+
+
+def _with_steps(plan: dict, cfg: CompressConfig) -> dict:
+    """The plan with its number of pruning steps: 1 where there is no structured pruning to do in steps."""
+    structured = plan["prune_kind"] == "structured" and plan["prune"] > 0
+    return {**plan, "prune_steps": (cfg.prune_steps or DEFAULT_PRUNE_STEPS) if structured else 1}
 
 
 def _source(cfg: CompressConfig) -> Path:
@@ -100,28 +115,43 @@ def compress(
     else:
         teacher, rewiring = _teacher(cfg, src, train_set, tokenizer, progress and acc.is_main_process)
         save_stage(acc, teacher, work / "teacher")
-    plan = plan or plan_for(cfg, teacher.config)
-    student = teacher
-    if plan["prune_kind"] == "structured":
-        student = prune_structured(student, plan["prune"])
-    student = factorise(student, plan["embedding_rank"], plan["weight_rank"])
-    unstructured = plan["prune_kind"] == "unstructured" and plan["prune"] > 0
-    final = run_stage(
-        STAGE,
-        student,
-        teacher,
-        depth_step(cfg, acc),
-        cfg=cfg,
+    plan = _with_steps(plan or plan_for(cfg, teacher.config), cfg)
+    loop = dict(
         acc=acc,
-        work=work,
         train_set=train_set,
         tokenizer=tokenizer,
         labels=teacher.config.labels if cfg.task == "classification" else None,
-        log=log,
         progress=progress,
         stop_at=_stop_at,
-        after_step=MaskKeeper(plan["prune"]) if unstructured else None,
     )
+    if plan["prune_steps"] > 1:  # structured, in steps: factorised once, then pruned and distilled step by step
+        student = factorise(teacher, plan["embedding_rank"], plan["weight_rank"])
+        final = distil_in_steps(
+            student,
+            teacher,
+            plan["prune"],
+            plan["prune_steps"],
+            depth_step(cfg, acc),
+            cfg=cfg,
+            work=work,
+            log=log,
+            **loop,
+        )
+    else:
+        student = prune_structured(teacher, plan["prune"]) if plan["prune_kind"] == "structured" else teacher
+        student = factorise(student, plan["embedding_rank"], plan["weight_rank"])
+        unstructured = plan["prune_kind"] == "unstructured" and plan["prune"] > 0
+        final = run_stage(
+            STAGE,
+            student,
+            teacher,
+            depth_step(cfg, acc),
+            cfg=cfg,
+            work=work,
+            log=log,
+            after_step=MaskKeeper(plan["prune"]) if unstructured else None,
+            **loop,
+        )
     if acc.is_main_process:
         log["search"] = search
         _finish(cfg, plan, final, teacher, rewiring, dev, src, work, log, progress)
@@ -169,6 +199,8 @@ def _finish(cfg, plan, final, teacher, rewiring, dev, src, work, log, progress) 
             "widths": list(cfg.widths),
             "depths": list(cfg.depths),
             "batch_size": cfg.batch_size,
+            # structured pruning in steps (compress/iterative.py): each step's shapes, steps, seconds and loss
+            "prune_steps": log.get("prune_steps"),
         },
         "quality": {
             "metric": next(iter(after.values()))["metric"] if after else None,

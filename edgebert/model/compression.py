@@ -105,4 +105,9 @@ def report_lines(section: dict | None) -> list[str]:
     d = record.get("distillation")
     if d:
         lines.append(f"- Distillation: {d['steps']} steps, {d['seconds']} s.")
+        for s in d.get("prune_steps") or []:
+            lines.append(
+                f"  - prune step {s['step']}: {s['pruned_share']:g} pruned, FFN {s['ffn']}, heads {s['heads']}; "
+                f"distilled {s['steps']} steps, loss {s['loss_first']:.4f} -> {s['loss_last']:.4f}"
+            )
     return lines + [""]

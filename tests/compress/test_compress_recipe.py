@@ -51,8 +51,10 @@ def test_compress_writes_a_dynamic_compressed_model_and_says_how(setup, capsys):
     assert (model.config.embedding_rank, model.config.weight_rank) == (16, 12)
     assert model.config.heads == (2, 2, 2)  # structured 0.4 of 3 heads keeps 2
     record = json.loads((out / COMPRESSION_FILE).read_text())
-    assert record["plan"] == {"embedding_rank": 16, "weight_rank": 12, "prune": 0.4, "prune_kind": "structured"}
+    plan = {"embedding_rank": 16, "weight_rank": 12, "prune": 0.4, "prune_kind": "structured", "prune_steps": 3}
+    assert record["plan"] == plan  # structured pruning in 3 steps by default, the 4 distillation steps split 2/1/1
     assert record["distillation"]["steps"] == 4
+    assert [s["steps"] for s in record["distillation"]["prune_steps"]] == [2, 1, 1]
     table = json.loads((out / QUALITY_FILE).read_text())
     assert len(table) == 12 and set(record["quality"]["after"]) == set(table) == set(record["quality"]["before"])
     assert record["structure"]["parameters"] < 0.5 * record["parameters_before"]
