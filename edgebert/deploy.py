@@ -23,6 +23,7 @@ from edgebert.select.exit_evidence import DevExitLogits
 from edgebert.select.profiles import DeviceProfile
 from edgebert.select.quality import quality_for
 from edgebert.select.quantized import QuantizedQuality
+from edgebert.select.variants import choose_variant, find_variants, variants_section
 
 __all__ = ["DeviceExport", "device_export"]
 
@@ -78,28 +79,11 @@ def device_export(
             loaded, profile, budget, req.formats, req.quantize, req.seq_len, threads, progress
         )
     else:
-        quality, quality_source = quality_for(loaded, progress)
-        quantized = QuantizedQuality(loaded, quality, progress)  # int8/fp16 figures, measured as the selector asks
-        exits = _exit_evidence(loaded, early_exit, req.seq_len, progress)
-        selection = choose(
-            loaded.full.config,
-            profile,
-            budget,
-            quality,
-            req.formats,
-            req.quantize,
-            req.seq_len,
-            threads,
-            quantized,
-            loadable=loadable,
-            exits=exits,
-            budget_on=req.budget_on,
-        )
-        ch, section = selection.chosen, selection_section(selection, quality_source)
+        loaded, ch, section = _grid_selection(req, loaded, threads, loadable, early_exit, progress)
     out = req.out or req.default_out
     cfg = ExportConfig(
         out=out,
-        model=req.model,
+        model=req.model if req.model is None else str(loaded.model_dir),  # a compressed variant's, when chosen
         spec=ch.spec,
         formats=tuple(req.formats or (ch.format,)),
         precision=ch.precision,
@@ -146,6 +130,40 @@ def device_export(
         finish = early_exit.finish(cfg, ch.early_exit.policy, profile, targets, options, req.measuring, finish)
     manifest = export(cfg, progress=progress, loaded=loaded, extra_manifest=extra, measure=measure, finish=finish)
     return manifest, out
+
+
+def _grid_selection(req: DeviceExport, loaded: Loaded, threads: int, loadable, early_exit, progress: bool):
+    """(the model to export, the chosen candidate, the manifest's `selection`) over the width x depth x format x
+    precision grid of the model and of each compressed variant in its folder (select/variants.py)."""
+
+    def choose_one(one: Loaded):
+        quality, _ = quality_for(one, progress)
+        quantized = QuantizedQuality(one, quality, progress)  # int8/fp16 figures, measured as the selector asks
+        return choose(
+            one.full.config,
+            req.profile,
+            req.budget,
+            quality,
+            req.formats,
+            req.quantize,
+            req.seq_len,
+            threads,
+            quantized,
+            loadable=loadable,
+            exits=_exit_evidence(one, early_exit, req.seq_len, progress),
+            budget_on=req.budget_on,
+        )
+
+    variants, left_out = find_variants(loaded)
+    if len(variants) == 1 and not left_out:
+        selection = choose_one(loaded)
+        return loaded, selection.chosen, selection_section(selection, quality_for(loaded, progress)[1])
+    chosen, selection = choose_variant(variants, choose_one, req.budget)
+    sources = "; ".join(f"{v.name}: {quality_for(v.loaded, progress)[1]}" for v in variants)
+    section = selection_section(selection, f"each variant's own table ({sources})")
+    section["why"] += f"; variant {chosen.name} of the {len(variants)} compared"
+    section["variants"] = variants_section(variants, left_out, chosen)
+    return chosen.loaded, selection.chosen, section
 
 
 def _exit_evidence(loaded: Loaded, early_exit, seq_len: int, progress: bool) -> DevExitLogits | None:

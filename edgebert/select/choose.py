@@ -155,6 +155,7 @@ def selection_section(selection: Selection, quality_source: str) -> dict:
                 "fits": v.fits,
                 "why": v.reason,
                 "early_exit": c.early_exit.to_dict() if c.early_exit is not None else None,
+                "variant": c.variant,
             }
         )
     ch = selection.chosen
@@ -166,6 +167,7 @@ def selection_section(selection: Selection, quality_source: str) -> dict:
         and x["format"] == ch.format
         and x["precision"] == ch.precision
         and (x["early_exit"] or {}).get("policy") == policy
+        and x["variant"] == ch.variant
     )
     n_fit = sum(x["fits"] for x in cands)
     why = (

@@ -33,11 +33,13 @@ class Candidate:
     quality_source: str
     # An early-exit policy (select/exits.py's ExitChoice); `latency` is then the figure the budget is judged on.
     early_exit: object | None = None
+    variant: str | None = None  # which of the model's compressed variants (select/variants.py); None: none compared
 
     @property
     def label(self) -> str:
         policy = f" exit {self.early_exit.text}" if self.early_exit is not None else ""
-        return f"{self.spec.key} {self.format}/{self.precision}{policy} seq {self.seq_len} ×{self.threads}"
+        of = f"{self.variant} " if self.variant is not None else ""
+        return f"{of}{self.spec.key} {self.format}/{self.precision}{policy} seq {self.seq_len} ×{self.threads}"
 
     def to_dict(self) -> dict:
         return {
@@ -52,6 +54,7 @@ class Candidate:
             "quality": self.quality,
             "quality_source": self.quality_source,
             "early_exit": self.early_exit.to_dict() if self.early_exit is not None else None,
+            "variant": self.variant,
         }
 
 
