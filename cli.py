@@ -416,14 +416,20 @@ def calibrate(as_json, **kw):
     help="also train an early-exit classifier after every layer: romebert (default when the flag is "
     "bare: joint, self-distilled) or deebert (exits after the backbone, which is frozen)",
 )
+@click.option(
+    "--quantized",
+    help="after training, also convert every sub-network as FORMAT/PRECISION or FORMAT/RECIPE and score it on "
+    "the dev set in its runtime, for the selector (default: onnx/int8,onnx/fp16; e.g. add tflite/int8)",
+)
+@click.option("--no-quantized", is_flag=True, help="skip those scores (saves two ONNX conversions per sub-network)")
 @click.option("--resume", is_flag=True, help="continue an interrupted run of the same --out")
 @click.option("--force", is_flag=True, help="replace an existing --out / discard an unfinished run")
 def train(**kw):
     """DynaBERT dynamic training (width, then width+depth) with distillation."""
-    from edgebert.commands.train import run_train  # heavy: torch
+    from edgebert.commands.train import format_train, run_train  # heavy: torch
 
     try:
-        click.echo(f"wrote {run_train(kw, progress=True)}")
+        click.echo(format_train(run_train(kw, progress=True)))
     except KeyboardInterrupt:
         click.echo(
             "edgebert train: finished stages and the last checkpoint are kept; continue with the same command "
@@ -506,8 +512,9 @@ def compress(as_json, **kw):
 @click.option(
     "--quantized",
     default="",
-    help="also score every sub-network converted as FORMAT/PRECISION, run in its runtime (e.g. onnx/int8,tflite/int8);"
-    " the selector uses these figures as measured",
+    help="also score every sub-network converted as FORMAT/PRECISION or FORMAT/RECIPE, run in its runtime (e.g. "
+    "onnx/int8,tflite/int8,onnx/int8-keep-ends); the selector uses these figures as measured. Scores of other "
+    "formats/recipes already in the table, measured on the same data, are kept",
 )
 @click.option("--out", help="write the table here (default: MODEL/quality.json)")
 @click.option("--no-write", is_flag=True, help="print the table only")

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from edgebert.select.quality import write_table
+from edgebert.select.quality import keep_precisions, read_table, write_table
 from edgebert.train.config import TrainConfig
 from edgebert.train.evaluate import evaluate
 from edgebert.train.recipe import train
 
-__all__ = ["run_train", "run_evaluate", "format_evaluation"]
+__all__ = ["run_train", "format_train", "run_evaluate", "format_evaluation"]
 
 
 def run_train(values: dict, progress: bool = True) -> Path:
     """`edgebert train`: the flags are TrainConfig's fields."""
     return train(TrainConfig(**values), progress=progress)
+
+
+def format_train(out: Path) -> str:
+    """What `edgebert train` wrote, and how its quantized scoring went (training.json)."""
+    out = Path(out)
+    lines = [f"wrote {out}"]
+    log = json.loads((out / "training.json").read_text()) if (out / "training.json").exists() else {}
+    q = log.get("quantized_quality")
+    if q:
+        lines.append(f"quality per precision on the dev set: {', '.join(q['scored'])} ({q['seconds']:g} s)")
+        lines += [f"  not scored: {f['what']} of {f['spec']}: {f['error']}" for f in q["failed"]]
+    return "\n".join(lines)
 
 
 def run_evaluate(
@@ -44,8 +57,11 @@ def run_evaluate(
         progress=progress,
         quantized=quantized,
     )
-    written = None if no_write else write_table(Path(out or model), table)
-    return table, written
+    if no_write:
+        return table, None
+    dest = Path(out or model)
+    table = keep_precisions(table, read_table(dest))
+    return table, write_table(dest, table)
 
 
 def format_evaluation(table: dict, written: Path | None) -> str:
@@ -54,7 +70,8 @@ def format_evaluation(table: dict, written: Path | None) -> str:
         extra = f"  nn-agreement {e['nn_agreement']:.3f}" if "nn_agreement" in e else ""
         lines.append(f"{key:<12} {e['metric']} {e['score']:.4f}{extra}  ({e['data']}, n={e['n']})")
         for what, q in e.get("precisions", {}).items():
-            lines.append(f"{'':<12} {what}: {q['score']:.4f} (drop {e['score'] - q['score']:+.4f})")
+            runtime = f", {q['runtime']}" if q.get("runtime") else ""
+            lines.append(f"{'':<12} {what}: {q['score']:.4f} (drop {e['score'] - q['score']:+.4f}{runtime})")
     if written is not None:
         lines.append(f"wrote {written}")
     return "\n".join(lines)

@@ -4,7 +4,7 @@ manifest's `selection` section that says why the chosen one won."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Protocol
 
 from edgebert.errors import UsageError
 from edgebert.model.bert import BertConfig
@@ -18,8 +18,16 @@ from edgebert.select.selector import Candidate, Selection, enumerate_candidates,
 
 __all__ = ["allowed", "choose", "measured_quality", "selection_section", "predictor"]
 
-# quantized(spec, format, precision) -> (quality, source), or None where it cannot say (select/quantized.py).
-QuantizedQuality = Callable[[SubnetSpec, str, str], "tuple[float, str] | None"]
+
+class QuantizedQuality(Protocol):
+    """The quality of an int8/fp16 candidate as (figure, source), or None where it cannot say
+    (select/quantized.py implements it)."""
+
+    def recorded(self, spec: SubnetSpec, fmt: str, precision: str) -> tuple[float, str] | None:
+        """Already measured on the dev set (the model's quality.json): free to ask for every candidate."""
+
+    def __call__(self, spec: SubnetSpec, fmt: str, precision: str) -> tuple[float, str] | None:
+        """Measured now if need be: converts the sub-network (seconds each), so asked only where it matters."""
 
 
 def allowed(
@@ -79,20 +87,28 @@ def measured_quality(
 ) -> list[Candidate]:
     """Every int8/fp16 candidate gets a quality for its own precision instead of its fp32 upper bound.
 
-    Converting costs seconds per artifact, so only the candidates that fit the budget and could still win
-    are measured: best fp32 bound first, until the best quality found reaches every bound left. The others
-    are derived from the measured ones: their fp32 figure minus the largest drop measured for the same
-    format and precision (else the same precision in any format); with nothing measured, the fp32 figure
-    stays as an upper bound and the source says so. None of them can be chosen: they cannot beat the
-    figure that stopped the measuring, or they do not fit."""
+    First every figure already measured on the dev set (quality.json's per-precision rows, written by `edgebert
+    train` / `evaluate --quantized`), for every candidate. Converting costs seconds per artifact, so of the
+    rest only the candidates that fit the budget and could still win are measured: best fp32 bound first,
+    until the best quality found reaches every bound left. The others are derived from the measured ones:
+    their fp32 figure minus the largest drop measured for the same format and precision (else the same
+    precision in any format); with nothing measured, the fp32 figure stays as an upper bound and the source
+    says so. None of them can be chosen: they cannot beat the figure that stopped the measuring, or they do
+    not fit."""
     fits = [judge(c, budget_ms, memory_mb, margin=True).fits for c in cands]  # as select() judges
-    fp32 = [c.quality for c, ok in zip(cands, fits) if ok and c.precision == "fp32" and c.quality is not None]
-    best = max(fp32, default=float("-inf"))
+    quantized_ones = [i for i, c in enumerate(cands) if c.precision != "fp32" and c.quality is not None]
+    got: dict[int, tuple[float, str]] = {}
+    if quantized is not None:
+        for i in quantized_ones:
+            found = quantized.recorded(cands[i].spec, cands[i].format, cands[i].precision)
+            if found is not None:
+                got[i] = found
+    known = [c.quality for c, ok in zip(cands, fits) if ok and c.precision == "fp32" and c.quality is not None]
+    best = max(known + [got[i][0] for i in got if fits[i]], default=float("-inf"))
     todo = sorted(
-        (i for i, c in enumerate(cands) if fits[i] and c.precision != "fp32" and c.quality is not None),
+        (i for i in quantized_ones if fits[i] and i not in got),
         key=lambda i: (-cands[i].quality, cands[i].latency.value),
     )
-    got: dict[int, tuple[float, str]] = {}
     for i in todo:
         # A quantized artifact never beats its own fp32 figure in practice, so a bound equal to the best cannot win.
         if quantized is None or cands[i].quality <= best:

@@ -75,12 +75,14 @@ def measure_recipe(full, source, tokenizer, spec: SubnetSpec, fmt: str, recipe: 
 
 
 class QuantizedQuality:
-    """quality(spec, fmt, precision) -> (score, source): measured (or read from the cache) on demand.
+    """choose.QuantizedQuality: quality(spec, fmt, precision) -> (score, source).
 
-    With the proxy table (no quality.json) and a sentence encoder, the quantized artifact's own cosine to
-    the full model is the figure, measured the same way as the fp32 proxy. With a quality.json, a measured
-    per-precision row there wins; otherwise the fp32 score minus the drop measured here (cosine for
-    encoders; the share of labels that change for classifiers), and the source says it is derived."""
+    `recorded`: the artifact's own score on the dev set, from the per-precision rows of quality.json
+    (`edgebert train` writes them; `evaluate --quantized` for other formats). Else, when asked, measured
+    (or read from the cache) on demand: with the proxy table (no quality.json) and a sentence encoder, the
+    quantized artifact's own cosine to the full model, measured the same way as the fp32 proxy; with a
+    quality.json, its fp32 score minus the drop measured here (cosine for encoders; the share of labels that
+    change for classifiers), and the source says it is derived."""
 
     RECIPE = {"int8": "int8", "fp16": "fp16"}  # what the selector's precision is measured as (the gate's first)
 
@@ -93,13 +95,21 @@ class QuantizedQuality:
         self.path = proxy_cache_dir() / f"{proxy_key(loaded, self.texts)}.quantized.json"
         self.measured_now: list[str] = []
 
+    def recorded(self, spec: SubnetSpec, fmt: str, precision: str) -> tuple[float, str] | None:
+        row = self.table.get(spec.key, {}).get("precisions", {}).get(f"{fmt}/{self.RECIPE[precision]}")
+        if row is None or "score" not in row:
+            return None
+        runtime = f" ({row['runtime']})" if row.get("runtime") else ""
+        return float(row["score"]), (
+            f"measured for {fmt} {precision} ({row.get('recipe', precision)}): {row.get('metric', 'score')} of "
+            f"the artifact in its runtime{runtime} on {row.get('data', 'dev set')} (quality.json, "
+            f"n={row.get('n', '?')}, {row.get('measured_at', 'date not recorded')})"
+        )
+
     def __call__(self, spec: SubnetSpec, fmt: str, precision: str) -> tuple[float, str] | None:
-        row = self.table.get(spec.key, {}).get("precisions", {}).get(f"{fmt}/{precision}")
-        if row is not None:
-            return float(row["score"]), (
-                f"measured for {fmt} {precision} ({row.get('recipe', precision)}): {row.get('metric', 'score')} of "
-                f"the artifact in its runtime on {row.get('data', 'dev set')} (quality.json, n={row.get('n', '?')})"
-            )
+        found = self.recorded(spec, fmt, precision)
+        if found is not None:
+            return found
         if spec.key not in self.fp32:
             return None
         recipe = self.RECIPE[precision]

@@ -11,6 +11,7 @@ from edgebert.model.bert import CONFIG_FILE, WEIGHTS_FILE
 from edgebert.model.spec import DEPTHS, WIDTHS, SubnetSpec
 from edgebert.model.tokenizer import TOKENIZER_FILES
 from edgebert.select.quality import QUALITY_FILE
+from edgebert.train.evaluate import DEFAULT_QUANTIZED, check_quantized
 
 __all__ = ["TrainConfig", "TASKS", "TRAIN_CONFIG_FILE", "trained_folder_proof"]
 
@@ -73,6 +74,10 @@ class TrainConfig:
     # Sandwich rule (issue 17, BigNAS/OFA) in the width+depth stage: the largest and smallest sub-networks of
     # the per-layer search space and N random ones per step, instead of DynaBERT's grid (0: the grid).
     sandwich: int = 0
+    # Quality per precision (issue 16 item 4): after training, every (width, depth) is also converted as each
+    # FORMAT/RECIPE here and scored on the dev set in that format's runtime (None: DEFAULT_QUANTIZED).
+    quantized: tuple[str, ...] | None = None
+    no_quantized: bool = False  # skip those scores (the selector then measures on its proxy texts when asked)
     resume: bool = False
     force: bool = False
     version: int = CONFIG_VERSION
@@ -104,12 +109,26 @@ class TrainConfig:
             )
         if self.sandwich and self.exits is not None:
             raise UsageError("--sandwich with --exits is not supported yet: exits are trained on DynaBERT's grid")
+        if self.no_quantized and self.quantized:
+            raise UsageError(
+                "--no-quantized skips the quantized scores that --quantized asks for: give one of them, not both"
+            )
+        if self.quantized is not None and not self.no_quantized and not check_quantized(self.quantized):
+            raise UsageError(
+                "--quantized names nothing: give FORMAT/PRECISION items (e.g. onnx/int8) or --no-quantized"
+            )
+        scored = (
+            ()
+            if self.no_quantized
+            else check_quantized(DEFAULT_QUANTIZED if self.quantized is None else self.quantized)
+        )
+        object.__setattr__(self, "quantized", scored)
         if 1.0 not in self.widths or 1.0 not in self.depths:
             raise UsageError("--widths and --depths must include 1.0 (the full model is the depth stage's teacher)")
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["widths"], d["depths"] = list(self.widths), list(self.depths)
+        d["widths"], d["depths"], d["quantized"] = list(self.widths), list(self.depths), list(self.quantized)
         return d
 
     @classmethod
@@ -121,4 +140,6 @@ class TrainConfig:
 
     def run_identity(self) -> dict:
         """What must match for --resume to continue a run (not how it is launched)."""
-        return {k: v for k, v in self.to_dict().items() if k not in ("resume", "force", "checkpoint_every")}
+        # The quantized scores come after the last stage: a resumed run may ask for others.
+        skip = ("resume", "force", "checkpoint_every", "quantized", "no_quantized")
+        return {k: v for k, v in self.to_dict().items() if k not in skip}

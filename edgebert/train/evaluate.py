@@ -6,12 +6,20 @@ accuracy for classifiers; for sentence encoders the mean cosine between the sub-
 embedding and the full model's on held-out text ("fidelity"), with the nearest-neighbour
 agreement of the two embedding spaces as a retrieval check. Every figure is measured on the
 really sliced sub-network (slicing.slice_model), the object that gets exported.
+
+Quantized scores (issue 16 item 4): each sub-network can also be converted by a format's converter with a
+quantization recipe ("onnx/int8", "tflite/fp16", "onnx/int8-keep-ends"), run in that format's own runtime
+on the same data, and scored the same way; the figure goes under the row's "precisions", keyed by
+FORMAT/RECIPE, and says what it is (format, precision, recipe, runtime, data, n, measured_at). The selector
+uses these as the measured quality of its int8/fp16 candidates.
 """
 
 from __future__ import annotations
 
 import sys
 import tempfile
+import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from edgebert.artifact import ArtifactConfig
+from edgebert.artifact import RECIPES, ArtifactConfig, recipes_of
 from edgebert.errors import DataError, UsageError
 from edgebert.model.bert import Bert, load_model
 from edgebert.model.slicing import slice_model
@@ -28,9 +36,16 @@ from edgebert.model.tokenizer import INPUT_NAMES, load_tokenizer
 from edgebert.registry import CONVERTERS
 from edgebert.train.data import DataSet, check_labels, load_data, to_batch
 
-__all__ = ["measure", "evaluate", "check_quantized"]
+__all__ = ["DEFAULT_QUANTIZED", "measure", "measure_quantized", "evaluate", "check_quantized"]
 
 NN_LIMIT = 2000  # the nearest-neighbour check is O(n^2) in memory
+
+# What `edgebert train` scores besides fp32 when it is not told otherwise. ONNX, because its toolchain is a
+# core dependency (TFLite and ExecuTorch are optional extras) and its conversion is the quickest: one dynamo
+# export plus quantize_dynamic per sub-network (MiniLM: see README "Quality per precision"). Its per-channel
+# int8 is also the least faithful of the int8 routes measured on MiniLM (cosine to fp32: ORT 0.990, TFLite
+# 0.9965, DESIGN.md), so its drop is not an optimistic figure for the others. Other formats: --quantized.
+DEFAULT_QUANTIZED = ("onnx/int8", "onnx/fp16")
 
 
 def _batches(model: Bert, data: DataSet, tokenizer, batch_size: int, seq_len: int):
@@ -60,6 +75,52 @@ def _nn_agreement(sub: torch.Tensor, full: torch.Tensor) -> float:
     return float((a == b).float().mean())
 
 
+def _fidelity(out: torch.Tensor, full: torch.Tensor) -> float:
+    return float(F.cosine_similarity(out, full, dim=-1).clamp(0, 1).mean())
+
+
+@dataclass
+class _Scorer:
+    """The data in batches and what an output is scored against: gold labels, or the reference's embeddings."""
+
+    data: DataSet
+    batches: list
+    gold: torch.Tensor | None
+    full: torch.Tensor | None
+    seq_len: int
+
+    @classmethod
+    def of(cls, model: Bert, data: DataSet, tokenizer, batch_size: int, seq_len: int, reference: Bert | None):
+        if not len(data):
+            raise DataError(f"{data.source}: no examples to evaluate on")
+        classify = model.config.task == "classification"
+        if classify:
+            check_labels(data, model.config.labels)
+        batches = _batches(model, data, tokenizer, batch_size, seq_len)
+        gold = torch.cat([b["labels"] for b in batches]) if classify else None
+        full = None if classify else _outputs(model if reference is None else reference, batches)
+        return cls(data, batches, gold, full, min(seq_len, model.config.max_position_embeddings))
+
+    @property
+    def metric(self) -> str:
+        return "accuracy" if self.gold is not None else "cosine_fidelity"
+
+    def score(self, out: torch.Tensor) -> float:
+        if self.gold is not None:
+            return float((out.argmax(-1) == self.gold).float().mean())
+        return _fidelity(out, self.full)
+
+
+def _stamp() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _bar(items, desc: str, progress: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, unit="subnet", disable=not progress or not sys.stderr.isatty())
+
+
 def measure(
     model: Bert,
     data: DataSet,
@@ -76,86 +137,114 @@ def measure(
 
     Sentence encoders are scored against `reference`'s embeddings (default: `model`'s own full network;
     benchmarks pass the original encoder to see how far training moved the full model too).
-    `quantized` ("onnx/int8", "tflite/fp16", ...): each sub-network is also converted to that format and
-    precision (its default recipe), run in the format's runtime, and scored the same way, under the
-    row's "precisions" (issue 16 item 4: the selector then uses these figures as measured)."""
-    from tqdm.auto import tqdm
-
-    if not len(data):
-        raise DataError(f"{data.source}: no examples to evaluate on")
-    classify = model.config.task == "classification"
-    if classify:
-        check_labels(data, model.config.labels)
-    specs = specs or [SubnetSpec(w, d) for d in DEPTHS for w in WIDTHS]
-    batches = _batches(model, data, tokenizer, batch_size, seq_len)
-    full = None if classify else _outputs(model if reference is None else reference, batches)
-    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    gold = torch.cat([b["labels"] for b in batches]) if classify else None
+    `quantized` ("onnx/int8", "tflite/fp16", ...): see measure_quantized; here a failure raises."""
     quantized = check_quantized(quantized)
+    specs = specs or [SubnetSpec(w, d) for d in DEPTHS for w in WIDTHS]
+    scorer = _Scorer.of(model, data, tokenizer, batch_size, seq_len, reference)
+    stamp = _stamp()
     table = {}
-    for spec in tqdm(specs, desc="quality", unit="subnet", disable=not progress or not sys.stderr.isatty()):
-        out = _outputs(slice_model(model, spec), batches)
-        entry = {
-            "metric": "accuracy" if classify else "cosine_fidelity",
-            "data": data.name,
-            "n": len(data),
-            "measured_at": stamp,
-        }
-        if classify:
-            entry["score"] = float((out.argmax(-1) == gold).float().mean())
-        else:
-            entry["score"] = _fidelity(out, full)
-            entry["nn_agreement"] = _nn_agreement(out, full)
+    for spec in _bar(specs, "quality", progress):
+        out = _outputs(slice_model(model, spec), scorer.batches)
+        entry = {"metric": scorer.metric, "data": data.name, "n": len(data), "measured_at": stamp}
+        if scorer.full is not None:
+            entry["nn_agreement"] = _nn_agreement(out, scorer.full)
             entry["nn_n"] = min(len(out), NN_LIMIT)
-        table[spec.key] = {"score": round(entry.pop("score"), 6), **entry}
-        sub = slice_model(model, spec).eval()
-        for what in quantized:
-            q = _artifact_outputs(sub, what, batches, seq_len)
-            score = float((q.argmax(-1) == gold).float().mean()) if classify else _fidelity(q, full)
-            fmt, precision = what.split("/")
-            table[spec.key].setdefault("precisions", {})[what] = {
-                "score": round(score, 6),
-                "metric": entry["metric"],
-                "recipe": precision,
-                "data": data.name,
-                "n": len(data),
-                "measured_at": stamp,
-            }
+        table[spec.key] = {"score": round(scorer.score(out), 6), **entry}
+    if quantized:
+        _add_quantized(model, scorer, specs, quantized, table, progress, strict=True)
     return table
 
 
-def _fidelity(out: torch.Tensor, full: torch.Tensor) -> float:
-    return float(F.cosine_similarity(out, full, dim=-1).clamp(0, 1).mean())
+def measure_quantized(
+    model: Bert,
+    data: DataSet,
+    tokenizer,
+    table: dict,
+    quantized: tuple[str, ...],
+    specs: list[SubnetSpec] | None = None,
+    *,
+    batch_size: int = 64,
+    seq_len: int = 128,
+    progress: bool = False,
+    strict: bool = True,
+) -> list[dict]:
+    """Add each sub-network's quantized scores to `table` (from `measure` on the same data), in place.
+
+    Every (spec, FORMAT/RECIPE) is converted by the format's converter, run in its runtime on `data`, and
+    scored as its fp32 row was. strict=False (`edgebert train`, after hours of training): a conversion that
+    fails is skipped and returned as {spec, what, error} rather than raised, so the trained model is still
+    written. Returns the failures."""
+    quantized = check_quantized(quantized)
+    specs = specs or [SubnetSpec.from_key(k) for k in table]
+    scorer = _Scorer.of(model, data, tokenizer, batch_size, seq_len, None)
+    return _add_quantized(model, scorer, specs, quantized, table, progress, strict)
+
+
+def _add_quantized(model, scorer: _Scorer, specs, quantized, table, progress, strict) -> list[dict]:
+    failed = []
+    for spec in _bar(specs, "quantized quality", progress):
+        sub = slice_model(model, spec).eval()
+        for what in quantized:
+            t0 = time.perf_counter()
+            try:
+                out, runtime = _artifact_outputs(sub, what, scorer.batches, scorer.seq_len)
+            except Exception as exc:  # any converter or runtime failure; KeyboardInterrupt still stops
+                if strict:
+                    raise
+                failed.append({"spec": spec.key, "what": what, "error": f"{type(exc).__name__}: {exc}"[:500]})
+                continue
+            fmt, recipe = what.split("/")
+            table[spec.key].setdefault("precisions", {})[what] = {
+                "score": round(scorer.score(out), 6),
+                "metric": scorer.metric,
+                "format": fmt,
+                "precision": RECIPES[recipe],
+                "recipe": recipe,
+                "runtime": runtime,
+                "seq_len": scorer.seq_len,
+                "data": scorer.data.name,
+                "n": len(scorer.data),
+                "measured_at": _stamp(),
+                "seconds": round(time.perf_counter() - t0, 1),  # conversion and scoring
+            }
+    return failed
 
 
 def check_quantized(quantized) -> tuple[str, ...]:
-    """ "onnx/int8,tflite/fp16" (or a sequence of such) -> validated ("onnx/int8", "tflite/fp16")."""
+    """ "onnx/int8,tflite/fp16" (or a sequence of such) -> validated ("onnx/int8", "tflite/fp16").
+
+    Each item is FORMAT/PRECISION (the precision's default recipe) or FORMAT/RECIPE (e.g. onnx/int8-keep-ends,
+    one of the accuracy gate's recipes); the format's toolchain must be installed here."""
     items = [q.strip() for q in (quantized.split(",") if isinstance(quantized, str) else quantized or ()) if q.strip()]
     for item in items:
-        fmt, _, precision = item.partition("/")
+        fmt, _, recipe = item.partition("/")
         conv = CONVERTERS.get(fmt) if fmt in CONVERTERS.names() else None
-        if conv is None or precision not in ("int8", "fp16") or precision not in conv.precisions:
+        if conv is None or RECIPES.get(recipe, "fp32") == "fp32" or recipe not in recipes_of(conv):
+            writes = {f: [r for r in recipes_of(CONVERTERS.get(f)) if RECIPES[r] != "fp32"] for f in CONVERTERS.names()}
             raise UsageError(
-                f"--quantized {item!r}: give FORMAT/PRECISION with a precision the format writes, e.g. onnx/int8, "
-                f"tflite/int8, onnx/fp16 (formats: {', '.join(CONVERTERS.names())})"
+                f"--quantized {item!r}: give FORMAT/PRECISION or FORMAT/RECIPE that the format writes: "
+                + "; ".join(f"{f}: {', '.join(r) or 'none'}" for f, r in writes.items())
+                + " (e.g. onnx/int8,tflite/int8)"
             )
-    return tuple(items)
+        missing = conv.unavailable()
+        if missing is not None:
+            raise UsageError(f"--quantized {item!r}: {missing}; or leave {fmt} out of --quantized")
+    return tuple(dict.fromkeys(items))
 
 
-def _artifact_outputs(sub: Bert, what: str, batches, seq_len: int) -> torch.Tensor:
-    """`sub` converted as `what` ("onnx/int8"), run in its own runtime on the batches."""
-    fmt, precision = what.split("/")
+def _artifact_outputs(sub: Bert, what: str, batches, seq_len: int) -> tuple[torch.Tensor, str]:
+    """`sub` converted as `what` ("onnx/int8"), run in its own runtime on the batches; (outputs, runtime)."""
+    fmt, recipe = what.split("/")
     conv = CONVERTERS.get(fmt)()
-    seq_len = min(seq_len, sub.config.max_position_embeddings)
     outs = []
     with tempfile.TemporaryDirectory(prefix="edgebert-eval-") as tmp:
         path = Path(tmp) / ("model" + conv.suffix)
-        conv.convert(sub, ArtifactConfig(fmt, precision, seq_len), path)
+        conv.convert(sub, ArtifactConfig(fmt, RECIPES[recipe], seq_len, recipe=recipe), path)
         runtime = conv.load(path, threads=torch.get_num_threads())
         for b in batches:
             feeds = {n: b[n].numpy().astype(np.int64) for n in INPUT_NAMES}
             outs.append(torch.from_numpy(np.asarray(runtime(feeds), dtype=np.float32)))
-    return torch.cat(outs)
+    return torch.cat(outs), f"{conv.runtime} {conv.runtime_version()}"
 
 
 def evaluate(

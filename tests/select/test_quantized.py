@@ -37,6 +37,20 @@ def cand(key, ms, quality, precision="int8", fmt="onnx"):
     )
 
 
+class Fake:
+    """choose.QuantizedQuality: `recorded` from a dict {(key, fmt, precision): quality}, `measure` on demand."""
+
+    def __init__(self, measure, recorded=None):
+        self.measure, self.rows = measure, recorded or {}
+
+    def recorded(self, spec, fmt, precision):
+        q = self.rows.get((spec.key, fmt, precision))
+        return None if q is None else (q, f"measured for {fmt} {precision}: on the dev set (quality.json)")
+
+    def __call__(self, spec, fmt, precision):
+        return self.measure(spec, fmt, precision)
+
+
 def test_sub_networks_with_different_measured_int8_cosines_get_different_quality():
     cands = [
         cand("w1-d1", 40, 1.0, "fp32"),  # does not fit 30 ms
@@ -53,7 +67,7 @@ def test_sub_networks_with_different_measured_int8_cosines_get_different_quality
         asked.append(spec.key)
         return measured[spec.key], f"measured for {precision}: fake"
 
-    out = measured_quality(cands, 30.0, None, fake)
+    out = measured_quality(cands, 30.0, None, Fake(fake))
     assert asked == ["w1-d1", "w0.75-d1"]  # w0.5-d1 int8 (bound 0.90) cannot beat 0.94: not converted
     by = {(c.spec.key, c.format, c.precision): c for c in out}
     assert by["w1-d1", "onnx", "int8"].quality == 0.93 and by["w0.75-d1", "onnx", "int8"].quality == 0.94
@@ -68,7 +82,7 @@ def test_sub_networks_with_different_measured_int8_cosines_get_different_quality
 
 
 def test_nothing_measured_keeps_the_bound_and_says_so():
-    out = measured_quality([cand("w1-d1", 50, 1.0)], 30.0, None, lambda *a: pytest.fail("nothing fits"))
+    out = measured_quality([cand("w1-d1", 50, 1.0)], 30.0, None, Fake(lambda *a: pytest.fail("nothing fits")))
     assert out[0].quality == 1.0 and out[0].quality_source.startswith("not measured for int8 (it does not fit")
 
 

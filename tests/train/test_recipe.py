@@ -35,6 +35,7 @@ def _cfg(tmp_path, model_dir, data, out="out", **kw):
         lr=1e-3,
         checkpoint_every=2,
         rewire_texts=32,
+        no_quantized=True,  # the quantized scores have their own tests (test_train_quantized.py)
     )
     base.update(kw)
     return TrainConfig(**base)
