@@ -3,8 +3,9 @@
 For embedding rank {full, 256, 128, 64} x structured prune {0, 0.4} x width {1, 0.5} (depth 1): the int8
 TFLite file (exported and parity-checked by edgebert's export), its measured peak RSS and p50 latency on
 this machine, and accuracy (PyTorch fp32 on the whole dev split from quality.json, and the int8 TFLite file
-on the first --tflite-n dev examples). Steps are small so the whole run fits a 2-core CPU in ~25 min: the
-figures show what short distillation reaches, not what a full run would.
+on the first --tflite-n dev examples). Structured pruning runs in --prune-steps distilled steps (compress's
+default, 3; --compress-steps is the total over them). Steps are small so the whole run fits a 2-core CPU in
+~25 min: the figures show what short distillation reaches, not what a full run would.
 
     python benchmarks/compress.py --work /tmp/bench15 --teacher-steps 150 --dyna-steps 40 --compress-steps 40
 """
@@ -108,6 +109,7 @@ def main(argv=None) -> int:
     ap.add_argument("--tflite-n", type=int, default=300)
     ap.add_argument("--dev-n", type=int, default=400, help="dev texts for the quality tables (first N)")
     ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--prune-steps", type=int, default=3, help="structured pruning in N distilled steps (1: at once)")
     a = ap.parse_args(argv)
     work = Path(a.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -149,6 +151,7 @@ def main(argv=None) -> int:
                     flags = dict(common, out=str(model_dir), model=str(dyna), max_steps=a.compress_steps, force=True)
                     flags["batch_size"] = a.compress_batch_size
                     flags.update(embedding_rank=str(rank) if rank else None, prune=prune)
+                    flags["prune_steps"] = a.prune_steps if prune else None
                     run_compress(flags, progress=False)
             compress_s = time.perf_counter() - t0
             quality = json.loads((model_dir / "quality.json").read_text())
