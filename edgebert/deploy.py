@@ -76,7 +76,7 @@ def device_export(
     loaded = loaded or load(req.model)
     if req.search:  # issue 17: a per-layer sub-network searched under this budget (proxy quality, measured)
         ch, section = searched_selection(
-            loaded, profile, budget, req.formats, req.quantize, req.seq_len, threads, progress
+            loaded, profile, budget, req.formats, req.quantize, req.seq_len, threads, progress, loadable=loadable
         )
     else:
         loaded, ch, section = _grid_selection(req, loaded, threads, loadable, early_exit, progress)

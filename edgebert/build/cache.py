@@ -76,6 +76,8 @@ def cache_inputs(cfg: BuildConfig, entry: BuildEntry, model_sha: str, toolchain:
         "threads": cfg.threads,
         "measure": _measure_inputs(cfg, entry),
         "toolchain": toolchain,
+        # Only when set: entries without it keep the keys they were built under.
+        **({"search": True} if entry.search else {}),
     }
 
 

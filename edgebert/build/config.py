@@ -7,6 +7,7 @@
     folder = "{device}-{budget}"
     [matrix.pixel6]
     latency = ["40ms", "20ms"]
+    search = true                         # optional: a per-layer searched sub-network (export --search)
     [[entry]]
     device = "raspberry-pi-5"
     latency = "100ms"
@@ -54,8 +55,8 @@ _TOP_KEYS = (
     "runner",
 )
 _OUTPUT_KEYS = ("dir", "folder")
-_MATRIX_KEYS = ("latency", "memory", "target", "runner")
-_ENTRY_KEYS = ("device", "latency", "memory", "target", "folder", "runner")
+_MATRIX_KEYS = ("latency", "memory", "target", "runner", "search")
+_ENTRY_KEYS = ("device", "latency", "memory", "target", "folder", "runner", "search")
 _PLACEHOLDERS = ("device", "budget", "memory")
 # [runner] key -> RunnerOptions field; the keys are bench's flags. These may name local files.
 _RUNNER_KEYS = {
@@ -96,6 +97,7 @@ class BuildEntry:
     profile_fingerprint: str = ""  # of the profile as loaded: calibration overrides and host detection included
     options: RunnerOptions = RunnerOptions()  # how to reach the target: [runner], then the entry's own runner
     measuring: MeasureSettings = MeasureSettings()  # runs, timeout, cooldown, sustained: the same tables
+    search: bool = False  # `search = true`: the per-layer search (export --search) instead of the uniform grid
 
     @property
     def profile_name(self) -> str:
@@ -224,6 +226,7 @@ def _entry(
     folder,
     pattern,
     runner: tuple[RunnerOptions, MeasureSettings],
+    search: bool = False,
 ) -> BuildEntry:
     if device.endswith((".yaml", ".yml")) or "/" in device:
         device = str((base / device).expanduser().resolve())
@@ -242,7 +245,7 @@ def _entry(
         )
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@+=-]*", folder) or folder == "index.json":
         raise w.error(f"{where} folder", "a plain folder name (letters, digits, '.', '_', '-'; no '/')", folder)
-    return BuildEntry(folder, device, profile, budget, parsed_target, _fingerprint(profile), *runner)
+    return BuildEntry(folder, device, profile, budget, parsed_target, _fingerprint(profile), *runner, search)
 
 
 def _fingerprint(profile) -> str:
@@ -266,9 +269,10 @@ def _matrix(w: _Where, doc: dict, base: Path, pattern: str, defaults: dict) -> l
         own = _runner_values(w, table, f"[matrix.{device}.runner]", base)
         runner = _runner_objects(w, {**defaults, **own}, f"[matrix.{device}.runner]" if own else "[runner]")
         latencies, memories = _budgets(w, table, where)
+        search = w.typed(table, "search", where, bool, "true or false", False)
         for lat in latencies:
             for mem in memories:
-                entries.append(_entry(w, base, where.strip(), device, lat, mem, target, None, pattern, runner))
+                entries.append(_entry(w, base, where.strip(), device, lat, mem, target, None, pattern, runner, search))
     return entries
 
 
@@ -287,9 +291,10 @@ def _explicit(w: _Where, doc: dict, base: Path, pattern: str, defaults: dict) ->
         mem = w.typed(table, "memory", where, str, 'a memory limit like "150MB"')
         target = w.typed(table, "target", where, str, "a target: local, ssh://user@host, adb://serial")
         folder = w.typed(table, "folder", where, str, "a folder name")
+        search = w.typed(table, "search", where, bool, "true or false", False)
         own = _runner_values(w, table, f"[[entry]] #{i + 1} runner", base)
         runner = _runner_objects(w, {**defaults, **own}, f"[[entry]] #{i + 1} runner" if own else "[runner]")
-        entries.append(_entry(w, base, where.strip(), device, lat, mem, target, folder, pattern, runner))
+        entries.append(_entry(w, base, where.strip(), device, lat, mem, target, folder, pattern, runner, search))
     return entries
 
 

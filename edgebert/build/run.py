@@ -50,6 +50,7 @@ def _build_one(cfg: BuildConfig, entry: BuildEntry, key: str, inputs: dict, load
             measure=cfg.measure,
             options=entry.options,
             measuring=entry.measuring,
+            search=entry.search,
         )
         manifest, _ = device_export(req, progress=progress, loaded=loaded)  # stage bars below the matrix bar
         raw, normalised = normalise_artifacts(tmp, manifest)

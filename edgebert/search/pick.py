@@ -16,9 +16,13 @@ from edgebert.select.selector import Candidate
 __all__ = ["search_target", "searched_selection", "bound_source"]
 
 
-def search_target(profile: DeviceProfile, formats, quantize) -> tuple[str, str]:
-    """The (format, precision) searched: the first allowed format (the profile's preference), fp32 unless --quantize."""
-    formats, precisions = allowed(profile, formats, quantize)
+def search_target(
+    profile: DeviceProfile, formats, quantize, loadable: tuple[str, ...] | None = None
+) -> tuple[str, str]:
+    """The (format, precision) searched: the first allowed format (the profile's preference), fp32 unless --quantize
+    or unless the app's runtime does not load fp32 (`loadable`: its precisions, export/runtimes.py; as the grid's
+    selector filters them)."""
+    formats, precisions = allowed(profile, formats, quantize, loadable)
     for f in formats:
         if precisions[f]:
             return f, quantize or ("fp32" if "fp32" in precisions[f] else precisions[f][0])
@@ -41,9 +45,11 @@ def searched_selection(
     progress: bool = False,
     cfg: EvolutionConfig = EvolutionConfig(),
     n_sample: int = 48,
+    loadable: tuple[str, ...] | None = None,
 ) -> tuple[Candidate, dict]:
-    """(the chosen candidate, the manifest's selection section). Raises BudgetError (exit 3) when nothing fits."""
-    fmt, precision = search_target(profile, formats, quantize)
+    """(the chosen candidate, the manifest's selection section). Raises BudgetError (exit 3) when nothing fits.
+    `loadable`: the precisions the app's runtime loads (None: any)."""
+    fmt, precision = search_target(profile, formats, quantize, loadable)
     limits = Limits(budget.latency_ms, budget.memory_mb)
     result, est, what = search_model(
         loaded,
