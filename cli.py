@@ -87,6 +87,13 @@ def _policy(ctx, param, text):
         raise click.BadParameter(str(exc)) from None
 
 
+def _export_policy(ctx, param, text):
+    """export's --early-exit: a policy, or 'auto' (chosen on --data by commands/early_exit.py)."""
+    if text is not None and text.strip().lower() == "auto":
+        return "auto"
+    return _policy(ctx, param, text)
+
+
 def _runner_flags(f):
     """The flags that say how to reach a target (bench, calibrate, export --target)."""
     flags = [
@@ -171,7 +178,8 @@ def cli(ctx):
     type=float,
     help="accuracy gate for int8/fp16: the most quality a quantized artifact may lose against fp32 on the "
     "parity and proxy texts, in accuracy points (classifiers) or cosine (encoders); default 0.5 / 0.005. "
-    "Recipes are tried in order (int8, int8 with embeddings and first/last layer fp32, fp16); none passing: exit 4",
+    "Recipes are tried in order (int8, int8 with embeddings and first/last layer fp32, fp16); none passing: exit 4. "
+    "With --early-exit auto also the most dev accuracy the policy may lose (points; default 0.5)",
 )
 @click.option(
     "--seq-len",
@@ -201,10 +209,16 @@ def cli(ctx):
 @_hygiene_flags
 @click.option(
     "--early-exit",
-    callback=_policy,
+    callback=_export_policy,
     metavar="POLICY",
     help="also write early-exit segments, run by POLICY: entropy=T, patience=K or confidence=P "
-    "(a model trained with `edgebert train --exits`)",
+    "(a model trained with `edgebert train --exits`), or auto: the policy running the fewest layers whose --data "
+    "accuracy is within --max-quality-drop (default 0.5 pt) of the full sub-network",
+)
+@click.option(
+    "--data",
+    help="--early-exit's dev data (rotten-tomatoes: its dev split, or a .csv/.tsv/.jsonl file): auto chooses on it "
+    "and the manifest's exit histogram is measured on it (default: the model's own dev split; auto needs it)",
 )
 @click.option(
     "--budget-on",

@@ -12,6 +12,7 @@ happens in export/segments.py through edgebert.runtime, the code `edgebert predi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -46,14 +47,24 @@ def write_onnx(model, build, examples, folder: Path, max_len: int, precision: st
 def write_torchscript(model, build, examples, folder: Path, max_len: int, precision: str = "fp32") -> list[str]:
     if precision != "fp32":
         raise ValueError(f"TorchScript segments are fp32 only, got {precision}")  # resolved by the caller
-    segments, _ = build(model)
+    segments, names = build(model)
     files = []
-    for k, (seg, example) in enumerate(zip(segments, examples), start=1):
+    for k, (seg, example, (inputs, _)) in enumerate(zip(segments, examples, names), start=1):
         with quiet(), torch.no_grad():
             frozen = torch.jit.freeze(torch.jit.trace(seg.eval(), example, check_trace=False).eval())
         files.append(f"segment_{k}.pt")
-        torch.jit.save(frozen, str(folder / files[-1]))
+        # What each input is, for the bench script (a traced file keeps names, not shapes or dtypes).
+        described = [_input_spec(n, t) for n, t in zip(inputs, example)]
+        torch.jit.save(frozen, str(folder / files[-1]), _extra_files={INPUTS_FILE: json.dumps(described)})
     return files
+
+
+INPUTS_FILE = "edgebert_inputs.json"
+
+
+def _input_spec(name: str, example: torch.Tensor) -> dict:
+    shape = ["batch", "sequence"] + list(example.shape[2:])
+    return {"name": name, "dtype": "float32" if example.is_floating_point() else "int64", "shape": shape}
 
 
 class _Named(torch.nn.Module):

@@ -1,5 +1,8 @@
 """Measuring artifacts on targets: the callbacks export uses, and `edgebert bench FOLDER`.
 
+An early-exit folder's segments are timed too, one run per segment (`measure_segments`), and composed with
+the manifest's exit histogram into expected / p90 / worst-case latency.
+
 Every figure is recorded in the manifest as `measured` (where, how many runs). `bench` touches a
 folder's manifest only when every measurement succeeded; during an export, whose artifacts have
 passed their parity check, a skipped or failed measurement is recorded instead.
@@ -17,8 +20,11 @@ from edgebert.export.manifest import mismatches, read_manifest, write_manifest
 from edgebert.export.record import measured_entry, record, record_failure, record_skip
 from edgebert.runners import BenchConfig, RunnerOptions, Target, UnsupportedArtifact, parse_target, run_bench
 from edgebert.runners.interface import DEFAULT_TIMEOUT_S
+from edgebert.runners.segments import bench_segments
+from edgebert.runners.segments import unsupported as segments_unsupported
+from edgebert.select.exit_latency import histogram_from, measured_exit_latency
 
-__all__ = ["BenchRequest", "MeasureSettings", "bench_folder", "local_measurer", "target_measurer"]
+__all__ = ["BenchRequest", "MeasureSettings", "bench_folder", "local_measurer", "measure_segments", "target_measurer"]
 
 
 def _seconds(flag: str, value, minimum_exclusive: bool = False) -> None:
@@ -152,6 +158,20 @@ def target_measurer(
     return measure
 
 
+def measure_segments(
+    section: dict, folder: Path, target: Target, fmt: str, config: BenchConfig, options, cooldown_s: float = 0.0
+) -> dict:
+    """One format's early-exit segments timed on `target` (one run per segment file or signature, `cooldown_s`
+    before each), composed with the section's dev histogram: an entry of early_exit.latency[fmt].measured.
+    Raises the runner's RunnerError."""
+    dev = section.get("dev") or {}
+    hist = dev.get("histogram") or [0] * (section["layers"] - 1) + [1]  # no dev texts: every input runs all
+    results = bench_segments(target, folder, section, fmt, config, options, cooldown_s)
+    where = results[0].where  # the runner's own name for where it ran (adb://SERIAL for adb://)
+    composed = measured_exit_latency([r.p50_ms for r in results], hist, histogram_from(dev), where)
+    return {**composed.to_dict(), "where": where, "segments": [measured_entry(r.to_dict()) for r in results]}
+
+
 @dataclass(frozen=True)
 class BenchRequest:
     """`edgebert bench FOLDER`: what to measure where."""
@@ -233,13 +253,47 @@ def bench_folder(req: BenchRequest, progress: bool = True) -> dict:
         time.sleep(cooldown)
         result = run_bench(req.target, folder / a["file"], config, options)
         results.append((a, replace(result, cooldown_s=cooldown if req.cooldown_s else None).to_dict()))
+    segments = _bench_segments(req, folder, manifest, threads, options, skipped)
     # Only now, with every measurement in hand, touch the manifest (atomically).
     for a, r in results:
         record(a, r)
+    for fmt, entry in segments:
+        empty = {"predicted": None, "measured": [], "skipped": [], "failed": []}
+        manifest["early_exit"].setdefault("latency", {}).setdefault(fmt, empty)["measured"].append(entry)
     write_manifest(folder, manifest)
     return {
         "folder": str(folder),
         "target": req.target.uri,
         "results": [{"file": a["file"], "format": a["format"], "precision": a["precision"], **r} for a, r in results],
         "skipped": [{"file": a["file"], "why": w} for a, w in skipped],
+        "segments": [{"format": fmt, **{k: e[k] for k in _SEGMENT_KEYS}} for fmt, e in segments],
     }
+
+
+_SEGMENT_KEYS = ("expected_ms", "p90_ms", "worst_ms", "segments_ms", "histogram_from")
+
+
+def _bench_segments(req: BenchRequest, folder: Path, manifest: dict, threads: int, options, skipped: list):
+    """An early-exit folder's segments (of req.formats), each format timed on req.target after the artifacts;
+    what the target cannot run is added to `skipped`. Checked against the manifest's sha256 first."""
+    section = manifest.get("early_exit")
+    if not section:
+        return []
+    fmts = [f for f in section["files"] if req.formats is None or f in req.formats]
+    _check_files(folder, [f for fmt in fmts for f in section["files"][fmt]])
+    config = BenchConfig(
+        threads=threads,
+        runs=req.runs,
+        warmup=req.warmup,
+        seq_len=section["seq_len"],
+        timeout_s=req.timeout_s,
+        sustained_s=req.sustained_s,
+    )
+    out = []
+    for fmt in fmts:
+        why = segments_unsupported(req.target, fmt, options)
+        if why:
+            skipped.append(({"file": f"{fmt} early-exit segments"}, why))
+            continue
+        out.append((fmt, measure_segments(section, folder, req.target, fmt, config, options, req.cooldown_s)))
+    return out

@@ -54,6 +54,12 @@ def format_bench(r: dict) -> str:
         lines.append("  " + _hygiene(x))
         for w in x.get("warnings", []):
             lines.append(f"  warning: {w}")
+    for seg in r.get("segments") or []:
+        per = ", ".join(f"{x:.3g}" for x in seg["segments_ms"])
+        lines.append(
+            f"{seg['format']} early-exit segments (measured, p50 each): [{per}] ms; expected {seg['expected_ms']:.3g} ms, "
+            f"p90 {seg['p90_ms']:.3g} ms, worst (all layers) {seg['worst_ms']:.3g} ms over {seg['histogram_from']}"
+        )
     for sk in r["skipped"]:
         lines.append(f"skipped {sk['file']}: {sk['why']}")
     return "\n".join(lines)

@@ -11,34 +11,41 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgebert.bench import measure_segments
 from edgebert.errors import EdgebertError, RunnerError, UsageError
 from edgebert.export.manifest import SUBNET_DIR
 from edgebert.export.pipeline import ExportConfig
-from edgebert.export.record import measured_entry, record_failure, record_skip
+from edgebert.export.record import record_failure, record_skip
 from edgebert.export.segments import SEGMENT_FORMATS, DevSet, export_segments
 from edgebert.model.bert import load_model
 from edgebert.model.loaded import Loaded, load
 from edgebert.model.texts import calibration_texts
 from edgebert.runners import BenchConfig, RunnerOptions, Target
-from edgebert.runners.segments import bench_segments, unsupported
+from edgebert.runners.segments import unsupported
 from edgebert.runtime.policy import Policy
-from edgebert.select.exit_latency import measured_exit_latency, predict_exit_latency
+from edgebert.select.exit_evidence import DevExitLogits
+from edgebert.select.exit_latency import histogram_from, predict_exit_latency
+from edgebert.select.exits import auto_policy
 from edgebert.select.profiles import DeviceProfile
 from edgebert.train.config import TRAIN_CONFIG_FILE, TrainConfig
 from edgebert.train.data import BUILTIN, hash_split, load_data
 
 __all__ = [
+    "AUTO",
     "EarlyExitPlan",
+    "choose_policy",
+    "data_dev_set",
     "SegmentTiming",
     "prepare_early_exit",
     "dev_set",
     "early_exit_summary",
     "format_early_exit",
     "segment_latency",
-    "histogram_from",
 ]
 
 DEV_LIMIT = 2000  # enough for a histogram; the PyTorch pass over them takes seconds
+AUTO = "auto"  # --early-exit auto
+AUTO_DROP_POINTS = 0.5  # --early-exit auto's default --max-quality-drop, in accuracy points
 
 
 def dev_set(model_dir: Path, labels: tuple[str, ...]) -> DevSet:
@@ -56,7 +63,21 @@ def dev_set(model_dir: Path, labels: tuple[str, ...]) -> DevSet:
     except (OSError, ValueError, KeyError, EdgebertError):
         texts = tuple(calibration_texts()[:DEV_LIMIT])
         return DevSet("edgebert calibration texts (unlabelled)", texts)
+    return _dev_of(dev, labels)
+
+
+def data_dev_set(data: str, labels: tuple[str, ...]) -> DevSet:
+    """`export --data`: a built-in set's dev split, or a file used whole (labelled or not)."""
+    dev = load_data(data, split="dev") if data in BUILTIN else load_data(data)
+    if all(e.label is None for e in dev.examples):
+        return DevSet(f"{dev.name} (unlabelled)", tuple(e.text for e in dev.examples[:DEV_LIMIT]))
+    return _dev_of(dev, labels)
+
+
+def _dev_of(dev, labels: tuple[str, ...]) -> DevSet:
     examples = [e for e in dev.examples if e.label in labels][:DEV_LIMIT]
+    if not examples:
+        raise UsageError(f"{dev.name} has no example labelled with the model's labels ({', '.join(labels)})")
     index = {name: i for i, name in enumerate(labels)}
     return DevSet(dev.name, tuple(e.text for e in examples), tuple(index[e.label] for e in examples))
 
@@ -69,6 +90,7 @@ class SegmentTiming:
     config: BenchConfig = BenchConfig()
     options: RunnerOptions = RunnerOptions()
     profile: DeviceProfile | None = None  # predicted figures too (export --device)
+    cooldown_s: float = 0.0  # --cooldown: idle before each segment's run
 
 
 class EarlyExitPlan:
@@ -81,28 +103,46 @@ class EarlyExitPlan:
     def finish(self, cfg: ExportConfig, policy: Policy, profile, targets, options, measuring, after):
         """The pipeline's finish hook: segments written, verified, predicted and timed on `targets`, then `after`."""
         bench = measuring.config(threads=cfg.threads, seq_len=cfg.seq_len)  # --sustained too, as for the artifacts
-        timing = SegmentTiming(targets=tuple(targets), config=bench, options=options, profile=profile)
+        timing = SegmentTiming(tuple(targets), bench, options, profile, measuring.cooldown_s)
         return prepare_early_exit(cfg, policy, timing, after=after)[1]
 
 
 def prepare_early_exit(
-    cfg: ExportConfig, policy: Policy, timing: SegmentTiming | None = None, after=None
+    cfg: ExportConfig,
+    policy: Policy | str,
+    timing: SegmentTiming | None = None,
+    after=None,
+    data: str | None = None,
+    max_quality_drop: float | None = None,
+    progress: bool = False,
 ) -> tuple[Loaded, object]:
     """(the loaded model, the pipeline's `finish` hook); refuses what cannot work before any export starts.
-    `after(folder, manifest)` runs last (the device export's report)."""
+    `policy` "auto" is chosen here on `data` (export --data; required) within `max_quality_drop` points
+    (default 0.5). `data` is also what the manifest's histogram is measured on; default: the model's own dev
+    split. `after(folder, manifest)` runs last (the device export's report)."""
     unsupported = [f for f in cfg.formats if f not in SEGMENT_FORMATS]
     if unsupported:
         raise UsageError(f"--early-exit cannot write {unsupported[0]} segments; formats: {', '.join(SEGMENT_FORMATS)}")
+    if policy == AUTO and data is None:
+        raise UsageError(
+            "--early-exit auto chooses the policy on dev data: give --data (rotten-tomatoes, or a labelled "
+            ".csv/.tsv/.jsonl), or name a policy such as patience=2"
+        )
     loaded = load(cfg.model)
     if not loaded.full.config.exits:
         raise UsageError(
             f"{loaded.model_dir} has no exit heads, so --early-exit has nothing to take; train one with "
             "`edgebert train --exits ...`"
         )
+    dev = None if data is None else data_dev_set(data, loaded.full.config.labels)
+    auto = None
+    if policy == AUTO:
+        policy, auto = choose_policy(
+            loaded, cfg, dev, AUTO_DROP_POINTS if max_quality_drop is None else max_quality_drop, progress
+        )
 
     def finish(folder: Path, manifest: dict) -> None:
         sub = load_model(folder / SUBNET_DIR)  # the sliced sub-network the pipeline just wrote and verified
-        dev = dev_set(loaded.model_dir, sub.config.labels)
         manifest["early_exit"] = export_segments(
             sub,
             loaded.tokenizer,
@@ -111,9 +151,11 @@ def prepare_early_exit(
             policy,
             seq_len=cfg.seq_len,
             threads=cfg.threads,
-            dev=dev,
+            dev=dev or dev_set(loaded.model_dir, sub.config.labels),
             precision=cfg.precision,
         )
+        if auto is not None:
+            manifest["early_exit"]["auto"] = auto
         if timing is not None:
             config = loaded.full.config
             segment_latency(manifest["early_exit"], folder, timing, config, cfg.spec, cfg.seq_len)
@@ -123,12 +165,13 @@ def prepare_early_exit(
     return loaded, finish
 
 
-def histogram_from(dev: dict | None) -> str:
-    """Which texts the exit probabilities come from, in words a report can print."""
-    if not dev:
-        return "no dev texts"
-    kind = "labelled dev split" if dev.get("accuracy") is not None else "unlabelled proxy texts (no labels)"
-    return f"{dev['data']}, n={dev['n']}, {kind}, exits taken by the fp32 model in PyTorch"
+def choose_policy(loaded: Loaded, cfg: ExportConfig, dev: DevSet, max_drop_points: float, progress: bool):
+    """`--early-exit auto`: (policy, record) judged as the selector judges exit policies (select/exits.py) on
+    every exit's fp32 logits of the sub-network to export, over up to DEV_LIMIT dev texts."""
+    model, _ = loaded.for_slicing(cfg.spec, cfg.rewire, progress)
+    evidence = DevExitLogits(model, loaded.tokenizer, dev.texts, dev.labels, dev.name, cfg.seq_len, limit=DEV_LIMIT)
+    logits, labels, data = evidence(cfg.spec)
+    return auto_policy(logits, labels, data, max_drop_points / 100)
 
 
 def segment_latency(section: dict, folder: Path, timing: SegmentTiming, full_config, spec, seq_len: int) -> None:
@@ -153,14 +196,13 @@ def segment_latency(section: dict, folder: Path, timing: SegmentTiming, full_con
                 record_skip(entry, target.uri, why)
                 continue
             try:
-                results = bench_segments(target, folder, section, fmt, timing.config, timing.options)
+                measured = measure_segments(
+                    section, folder, target, fmt, timing.config, timing.options, timing.cooldown_s
+                )
             except RunnerError as exc:
                 record_failure(entry, target.uri, exc)
                 continue
-            composed = measured_exit_latency([r.p50_ms for r in results], hist, where_from, target.uri)
-            out["measured"].append(
-                {**composed.to_dict(), "where": target.uri, "segments": [measured_entry(r.to_dict()) for r in results]}
-            )
+            out["measured"].append(measured)
 
 
 def early_exit_summary(manifest: dict) -> dict | None:
@@ -175,6 +217,7 @@ def early_exit_summary(manifest: dict) -> dict | None:
         "parity_max_abs_diff": {fmt: max(e["max_abs_diff"] for e in p["per_exit"]) for fmt, p in ee["parity"].items()},
         "dev": {k: dev.get(k) for k in ("data", "n", "histogram", "mean_exit_layer", "accuracy", "exit_accuracy")},
         "latency": ee.get("latency"),
+        "auto": {k: ee["auto"][k] for k in ("chosen", "why", "data", "n")} if ee.get("auto") else None,
     }
 
 
@@ -186,6 +229,9 @@ def format_early_exit(s: dict | None) -> list[str]:
         f"early exit: {s['policy']}; segments "
         + "; ".join(f"{k}: {len(v)} files, {s['precisions'].get(k, 'fp32')}" for k, v in s["segments"].items())
     ]
+    if s.get("auto"):
+        a = s["auto"]
+        lines.append(f"  --early-exit auto chose {a['chosen']} on {a['data']}: {a['why']}")
     lines.append(
         "  parity (every exit vs PyTorch, max|diff|): "
         + ", ".join(f"{k} {v:.2e}" for k, v in s["parity_max_abs_diff"].items())

@@ -8,6 +8,7 @@ from pathlib import Path
 from edgebert.bench import MeasureSettings, local_measurer
 from edgebert.calibrate.quick import calibrate_host
 from edgebert.commands.early_exit import (
+    AUTO,
     EarlyExitPlan,
     SegmentTiming,
     early_exit_summary,
@@ -60,7 +61,8 @@ def run_export(
     progress: bool = True,
     no_calibrate: bool = False,
     say=None,
-    early_exit: Policy | None = None,
+    early_exit: Policy | str | None = None,
+    data: str | None = None,
     max_quality_drop: float | None = None,
     budget_on: str = "p90",
     search: bool = False,
@@ -74,7 +76,9 @@ def run_export(
     and precisions that runtime loads (export/runtimes.py)."""
     measuring = MeasureSettings(runs=runs, timeout_s=timeout, cooldown_s=cooldown, sustained_s=sustained)
     lengths = ExportConfig.lengths_fields(seq_len)  # --seq-len: one length, or buckets ending at the largest
-    _check_quality_drop(max_quality_drop, quantize)
+    _check_quality_drop(max_quality_drop, quantize, early_exit)
+    if data is not None and early_exit is None:
+        raise UsageError("--data is the dev data of --early-exit (auto chooses the policy on it); give --early-exit")
     seq_len = lengths["seq_len"]
     if lengths["buckets"] and early_exit is not None:
         raise UsageError("--early-exit takes one --seq-len: early-exit segments have no sequence-length buckets yet")
@@ -147,21 +151,27 @@ def run_export(
     )
     timing = None
     if not no_measure:  # each segment timed here too, as the plain artifacts are
-        timing = SegmentTiming(targets=(parse_target("local"),), config=measuring.config(cfg.threads, cfg.seq_len))
-    loaded, finish = prepare_early_exit(cfg, early_exit, timing) if early_exit is not None else (None, None)
+        config = measuring.config(cfg.threads, cfg.seq_len)
+        timing = SegmentTiming((parse_target("local"),), config, cooldown_s=measuring.cooldown_s)
+    loaded, finish = None, None
+    if early_exit is not None:
+        loaded, finish = prepare_early_exit(cfg, early_exit, timing, None, data, max_quality_drop, progress)
     measure = None if no_measure else local_measurer(cfg.threads, cfg.seq_len, measuring)
     manifest = export(cfg, progress=progress, measure=measure, loaded=loaded, finish=finish)
     return {**export_summary(manifest, cfg.out), "early_exit": early_exit_summary(manifest)}
 
 
-def _check_quality_drop(value: float | None, quantize: str | None) -> None:
+def _check_quality_drop(value: float | None, quantize: str | None, early_exit=None) -> None:
     """What can be said before the model is loaded (its task sets the unit and the upper end: export/gate.py)."""
     if value is None:
         return
     if not math.isfinite(value) or value < 0:
         raise UsageError(f"--max-quality-drop must be a finite number >= 0, got {value!r}")
-    if quantize == "fp32":
-        raise UsageError("--max-quality-drop gates int8/fp16 artifacts; with --quantize fp32 there is nothing to gate")
+    if quantize == "fp32" and early_exit != AUTO:
+        raise UsageError(
+            "--max-quality-drop gates int8/fp16 artifacts and --early-exit auto's policy; with --quantize fp32 and "
+            "no --early-exit auto there is nothing to gate"
+        )
 
 
 def export_summary(manifest: dict, out: str) -> dict:

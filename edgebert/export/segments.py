@@ -25,18 +25,12 @@ from edgebert.model.bert import Bert
 from edgebert.model.exits import exit_logits, has_exits
 from edgebert.model.tokenizer import INPUT_NAMES, encode
 from edgebert.registry import CONVERTERS, SEGMENT_DESCRIBERS, SEGMENT_WRITERS
-from edgebert.runtime.policy import Policy, run_policy, to_dict
+from edgebert.runtime.policy import SWEEPS, Policy, run_policy, to_dict
 from edgebert.runtime.predictor import open_segments, segment_exits
 
 __all__ = ["DevSet", "build_segments", "export_segments", "exit_histogram", "SEGMENT_FORMATS", "SWEEPS"]
 
 SEGMENT_FORMATS = tuple(SEGMENT_WRITERS.names())
-# Thresholds tried on dev data for each policy kind (manifest early_exit.dev.sweep).
-SWEEPS = {
-    "entropy": (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6),
-    "confidence": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
-    "patience": (1, 2, 3, 4, 5),
-}
 
 
 @dataclass(frozen=True)

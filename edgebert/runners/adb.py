@@ -240,10 +240,14 @@ class AdbRunner:
         o = self.options
         if path.suffix.lower() == ".tflite":
             exe, version = self._tool(o.benchmark_binary, "benchmark_model", workdir, info, timeout_s)
-            input_flags, seq_len, note = benchmark_model_input_flags(path, config.vocab_size)
+            input_flags, seq_len, note = benchmark_model_input_flags(path, config.vocab_size, config.signature)
+            # One signature per run (an early-exit segment): benchmark_model's --signature_to_run_for
+            # (LiteRT tflite/tools/benchmark/benchmark_tflite_model.cc); without it a file of several fails there.
+            which = [f"--signature_to_run_for={config.signature}"] if config.signature else []
             argv = [
                 exe,
                 f"--graph={model}",
+                *which,
                 *benchmark_model_run_flags(config, o.use_xnnpack),
                 *input_flags,
             ]

@@ -168,12 +168,28 @@ def load_onnx(ort, np, path, args, rng):
 
 def load_torchscript(torch, np, path, args, rng):
     torch.set_num_threads(args.threads)
-    model = torch.jit.load(path, map_location="cpu").eval()
+    # An early-exit segment file says its inputs (a float hidden state among them) in an extra file.
+    extra = {"edgebert_inputs.json": ""}
+    model = torch.jit.load(path, map_location="cpu", _extra_files=extra).eval()
     n_inputs = max(1, len(model.forward.schema.arguments) - 1)  # minus `self`
     names = [a.name for a in model.forward.schema.arguments[1:]]
-    tensors = [
-        torch.from_numpy(make_input(np, input_role(names[k], k), (1, args.seq_len), np.int64, args.vocab_size, rng))
+    specs = json.loads(extra["edgebert_inputs.json"] or "null") or [
+        dict(name=names[k] if k < len(names) else "input_%d" % k, dtype="int64", shape=["batch", "sequence"])
         for k in range(n_inputs)
+    ]
+    sizes = dict(batch=1, sequence=args.seq_len)
+    tensors = [
+        torch.from_numpy(
+            make_input(
+                np,
+                input_role(d["name"], k),
+                tuple(sizes.get(x, x) for x in d["shape"]),
+                np.float32 if d["dtype"] == "float32" else np.int64,
+                args.vocab_size,
+                rng,
+            )
+        )
+        for k, d in enumerate(specs)
     ]
 
     def call():

@@ -288,7 +288,9 @@ def benchmark_model_run_flags(config: BenchConfig, use_xnnpack: bool) -> list[st
     return flags + [f"--use_xnnpack={'true' if use_xnnpack else 'false'}"]
 
 
-def benchmark_model_input_flags(path: Path, vocab_size: int) -> tuple[list[str], int | None, str | None]:
+def benchmark_model_input_flags(
+    path: Path, vocab_size: int, signature: str | None = None
+) -> tuple[list[str], int | None, str | None]:
     """--input_layer* flags that keep benchmark_model's random inputs valid for BERT.
 
     By default the tool fills int32 inputs uniformly from [0, 99] (tflite/tools/utils.cc,
@@ -296,6 +298,8 @@ def benchmark_model_input_flags(path: Path, vocab_size: int) -> tuple[list[str],
     "Embedding Lookup: index out of bounds". So we name every input, its shape, and a range:
     token ids in [1, vocab-1], mask 1, token types 0. Reading the names needs ai-edge-litert
     here; without it we return no flags and a note saying why the run may fail.
+    `signature` (a multi-signature file: an early-exit segment): that signature's inputs, in its subgraph's
+    order, roles read from the signature's own input names; a float input (a hidden state) gets no range.
     Returns (flags, sequence length, note).
     """
 
@@ -310,8 +314,15 @@ def benchmark_model_input_flags(path: Path, vocab_size: int) -> tuple[list[str],
                 "--input_layer_value_range and fills token types with 0-99 (pip install 'edgebert[tflite]')"
             ),
         )
+    import numpy as np
+
     try:
-        details = sorted(Interpreter(model_path=str(path)).get_input_details(), key=lambda d: d["index"])
+        it = Interpreter(model_path=str(path))
+        if signature:
+            found = it.get_signature_runner(signature).get_input_details().items()
+            details = [{**d, "role_name": key} for key, d in sorted(found, key=lambda kv: kv[1]["index"])]
+        else:
+            details = sorted(it.get_input_details(), key=lambda d: d["index"])
     except (ValueError, RuntimeError) as exc:  # the tool on the target will say what is wrong, in its words
         return [], None, f"ai-edge-litert could not read {path.name} here ({exc})"
     names = [d["name"] for d in details]
@@ -319,7 +330,12 @@ def benchmark_model_input_flags(path: Path, vocab_size: int) -> tuple[list[str],
         return [], None, f"input names {names} cannot be passed to --input_layer"
     ranges = {"ids": (1, min(99, vocab_size - 1)), "mask": (1, 1), "types": (0, 0)}
     shapes = [",".join(str(int(x)) for x in d["shape"]) for d in details]
-    value_ranges = [f"{n},{ranges[input_role(n, k)][0]},{ranges[input_role(n, k)][1]}" for k, n in enumerate(names)]
+    value_ranges = [
+        f"{d['name']},{low},{high}"
+        for k, d in enumerate(details)
+        if np.issubdtype(d["dtype"], np.integer)
+        for low, high in [ranges[input_role(d.get("role_name", d["name"]), k)]]
+    ]
     seq_len = next((int(d["shape"][1]) for d in details if len(d["shape"]) > 1), None)
     return (
         [

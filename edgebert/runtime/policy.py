@@ -25,6 +25,7 @@ __all__ = [
     "Confidence",
     "Policy",
     "POLICIES",
+    "SWEEPS",
     "parse_policy",
     "policy_from_dict",
     "run_policy",
@@ -86,6 +87,13 @@ class Confidence:
 
 Policy = Entropy | Patience | Confidence
 POLICIES = {"entropy": Entropy, "patience": Patience, "confidence": Confidence}
+# Thresholds tried on dev data for each policy kind: the manifest's dev sweep, and what `--early-exit auto`
+# chooses from. entropy=0 and confidence=1 (almost) never exit early: auto's fallback when nothing else holds.
+SWEEPS = {
+    "entropy": (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6),
+    "confidence": (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0),
+    "patience": (1, 2, 3, 4, 5),
+}
 _EXAMPLES = "entropy=0.3, patience=2 or confidence=0.9"
 
 

@@ -22,13 +22,29 @@ from edgebert.model.spec import SubnetSpec
 from edgebert.select.costs import segment_costs
 from edgebert.select.latency import LatencyModel
 
-__all__ = ["ExitLatency", "POLICY_MS", "P90", "exit_probabilities", "predict_exit_latency", "measured_exit_latency"]
+__all__ = [
+    "ExitLatency",
+    "POLICY_MS",
+    "P90",
+    "exit_probabilities",
+    "histogram_from",
+    "predict_exit_latency",
+    "measured_exit_latency",
+]
 
 # The policy's own cost per exit asked (softmax over the labels, a comparison): edgebert.runtime.policy's
 # run_policy measured 0.020-0.030 ms per exit (entropy the dearest) on this project's AMD EPYC host, numpy,
 # 2 labels, 20,000 inputs of 6 exits. An app's port in Kotlin/Swift costs less; this is the upper figure.
 POLICY_MS = 0.03
 P90 = 0.9
+
+
+def histogram_from(dev: dict | None) -> str:
+    """Which texts a manifest's exit histogram (early_exit.dev) comes from, in words a report can print."""
+    if not dev:
+        return "no dev texts"
+    kind = "labelled dev split" if dev.get("accuracy") is not None else "unlabelled proxy texts (no labels)"
+    return f"{dev['data']}, n={dev['n']}, {kind}, exits taken by the fp32 model in PyTorch"
 
 
 def exit_probabilities(histogram) -> tuple[float, ...]:

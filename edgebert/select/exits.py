@@ -7,6 +7,9 @@ budget is judged on, a Prediction like any other: the p90 of the per-input laten
 (`budget_on="p90"`), or the worst case, every layer run (`budget_on="worst"`). Its quality is the
 sub-network's figure minus what the policy loses on the dev texts: the accuracy drop against running every
 layer (labelled dev data), or the share of inputs whose label differs from the last exit's (unlabelled texts).
+
+`auto_policy` is `export --early-exit auto`: the same judgement over the finer SWEEPS grid, for one sub-network,
+without a device: the policy that runs the fewest layers on average among those within a quality limit.
 """
 
 from __future__ import annotations
@@ -20,13 +23,22 @@ import numpy as np
 from edgebert.model.bert import BertConfig
 from edgebert.model.spec import SubnetSpec
 from edgebert.registry import SEGMENT_WRITERS
-from edgebert.runtime.policy import Confidence, Entropy, Patience, Policy, run_policy, to_text
+from edgebert.runtime.policy import POLICIES, SWEEPS, Confidence, Entropy, Patience, Policy, run_policy, to_text
 from edgebert.select.exit_latency import ExitLatency, predict_exit_latency
 from edgebert.select.latency import Prediction
 from edgebert.select.profiles import DeviceProfile
 from edgebert.select.selector import Candidate
 
-__all__ = ["ExitChoice", "ExitEvidence", "POLICY_GRID", "BUDGET_ON", "exit_candidates", "policy_outcome"]
+__all__ = [
+    "AUTO_GRID",
+    "ExitChoice",
+    "ExitEvidence",
+    "POLICY_GRID",
+    "BUDGET_ON",
+    "auto_policy",
+    "exit_candidates",
+    "policy_outcome",
+]
 
 # Small on purpose: each (policy, threshold) multiplies the grid. Thresholds from the ranges DeeBERT (entropy),
 # PABEE (patience 1-3 on GLUE) and max-probability exits use; the manifest's dev sweep shows the finer grid.
@@ -39,6 +51,9 @@ POLICY_GRID: tuple[Policy, ...] = (
     Confidence(0.99),
 )
 BUDGET_ON = ("p90", "worst")
+# What `--early-exit auto` tries: every threshold of the manifest's dev sweep. It holds entropy=0 (never exits
+# early, loses nothing), so some policy is always within any limit >= 0.
+AUTO_GRID: tuple[Policy, ...] = tuple(POLICIES[kind](v) for kind, values in SWEEPS.items() for v in values)
 
 # evidence(spec) -> every exit's logits on the dev texts [n, exits, labels] and their labels (None: unlabelled)
 ExitEvidence = Callable[[SubnetSpec], "tuple[np.ndarray, np.ndarray | None, str]"]
@@ -125,3 +140,48 @@ def exit_candidates(
                 )
             )
     return out
+
+
+def auto_policy(logits: np.ndarray, labels, data: str, max_drop: float, grid=AUTO_GRID) -> tuple[Policy, dict]:
+    """(the chosen policy, the manifest's record of what was tried and why it won) for `--early-exit auto`.
+
+    Among the policies of `grid` whose quality drop on the dev texts (policy_outcome) is at most `max_drop` (a
+    fraction: 0.005 = 0.5 pt), the one with the smallest mean exit layer wins; ties go to the smaller drop, then
+    to grid order. The mean exit layer ranks policies as their expected latency does for a uniform sub-network,
+    whatever the device: every input pays segment 1's embeddings, and each further segment costs the same layer
+    plus exit head (and one policy check), so expected latency = constant + cost per segment x mean exit layer."""
+    n_exits = logits.shape[1]
+    full = None if labels is None else float((logits[:, -1].argmax(-1) == np.asarray(labels)).mean())
+    tried, source = [], ""
+    for policy in grid:
+        hist, drop, source = policy_outcome(logits, labels, policy)
+        mean = sum(k * c for k, c in enumerate(hist, start=1)) / max(sum(hist), 1)
+        row = {"policy": to_text(policy), "histogram": list(hist), "mean_exit_layer": round(mean, 4)}
+        row["accuracy"] = None if full is None else round(full - drop, 6)
+        tried.append({**row, "quality_drop": round(drop, 6), "within_limit": drop <= max_drop + 1e-12})
+    within = [i for i, t in enumerate(tried) if t["within_limit"]]
+    if not within:
+        raise ValueError(f"no policy of the grid is within {max_drop}; the grid needs entropy=0")
+    best = min(within, key=lambda i: (tried[i]["mean_exit_layer"], tried[i]["quality_drop"], i))
+    fastest = min(range(len(tried)), key=lambda i: (tried[i]["mean_exit_layer"], i))
+    win = tried[best]
+    why = (
+        f"{win['policy']} runs {win['mean_exit_layer']:.2f} of {n_exits} layers on average, the fewest among the "
+        f"{len(within)} of {len(tried)} policies whose dev quality drop is at most {max_drop * 100:g} pt "
+        f"(its drop: {win['quality_drop'] * 100:.2f} pt)"
+    )
+    if tried[fastest]["mean_exit_layer"] < win["mean_exit_layer"]:
+        f = tried[fastest]
+        why += f"; faster but over the limit: {f['policy']} ({f['mean_exit_layer']:.2f} layers, {f['quality_drop'] * 100:.2f} pt)"
+    record = {
+        "data": data,
+        "n": int(logits.shape[0]),
+        "max_quality_drop_points": max_drop * 100,
+        "full_accuracy": None if full is None else round(full, 6),
+        "quality_drop": source,
+        "ranked_by": "mean exit layer (expected segments run; ranks as expected latency does on any device)",
+        "tried": tried,
+        "chosen": win["policy"],
+        "why": why,
+    }
+    return grid[best], record

@@ -238,3 +238,37 @@ def test_parity_gate_refuses_wrong_segments(tmp_path, monkeypatch, capsys):
     )
     assert code == 4 and "exit 1" in capsys.readouterr().err
     assert not out.exists()
+
+
+def _auto_args(model_dir, out, *extra):
+    base = ["export", "--model", str(model_dir), "--formats", "torchscript", "--seq-len", "16", "--no-measure"]
+    return base + ["--early-exit", "auto", "--out", str(out), *extra]
+
+
+def test_early_exit_auto_chooses_on_dev_data_and_records_why(tmp_path, capsys):
+    from conftest import sentiment_csv
+
+    model_dir = _exit_model_dir(tmp_path / "m")
+    data = sentiment_csv(tmp_path / "dev.csv", n=48)
+    out = tmp_path / "o"
+    assert main(_auto_args(model_dir, out, "--data", str(data), "--max-quality-drop", "1")) == 0
+    ee = json.loads((out / "manifest.json").read_text())["early_exit"]
+    auto = ee["auto"]
+    assert auto["chosen"] == ee["policy"]["text"] and auto["n"] == 48 and auto["max_quality_drop_points"] == 1
+    tried = {t["policy"]: t for t in auto["tried"]}
+    won = tried[auto["chosen"]]
+    assert won["within_limit"] and won["quality_drop"] <= 0.01 and "fewest" in auto["why"]
+    # nothing within the limit runs fewer layers, and the histogram comes from the same --data texts
+    assert all(t["mean_exit_layer"] >= won["mean_exit_layer"] for t in tried.values() if t["within_limit"])
+    assert ee["dev"]["n"] == 48 and ee["dev"]["histogram"] == won["histogram"]
+    assert "--early-exit auto chose" in capsys.readouterr().out
+
+
+def test_early_exit_auto_needs_dev_data_and_exit_heads(tmp_path, tiny_classifier_dir, capsys):
+    from conftest import sentiment_csv
+
+    assert main(_auto_args(_exit_model_dir(tmp_path / "m"), tmp_path / "o")) == 2
+    assert "--data" in capsys.readouterr().err and not (tmp_path / "o").exists()
+    data = str(sentiment_csv(tmp_path / "dev.csv", n=16))
+    assert main(_auto_args(tiny_classifier_dir, tmp_path / "o", "--data", data)) == 2
+    assert "no exit heads" in capsys.readouterr().err and not (tmp_path / "o").exists()

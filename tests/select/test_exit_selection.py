@@ -11,8 +11,8 @@ from conftest import tiny_config
 
 from edgebert.errors import BudgetError
 from edgebert.model.spec import SubnetSpec
-from edgebert.runtime.policy import Confidence, Entropy
-from edgebert.select.exits import exit_candidates, policy_outcome
+from edgebert.runtime.policy import Confidence, Entropy, to_text
+from edgebert.select.exits import AUTO_GRID, auto_policy, exit_candidates, policy_outcome
 from edgebert.select.latency import LatencyEntry, LatencyModel, Prediction
 from edgebert.select.selector import Candidate, select
 
@@ -93,3 +93,22 @@ def test_a_policy_that_loses_accuracy_loses_quality():
     assert loose.quality == pytest.approx(0.9 - 0.1) and "confidence=0.5" in loose.quality_source
     (_, unl) = exit_candidates([base], config, _profile(), _evidence(labelled=False), grid=(Confidence(0.5),))
     assert "unlabelled" in unl.quality_source
+
+
+def test_auto_policy_picks_the_fewest_layers_within_the_limit():
+    logits, labels, _ = _evidence()(None)
+    policy, record = auto_policy(logits, labels, "test dev texts", 0.005)
+    # every within-limit policy that lets the 9 confident texts leave at exit 1 runs 1.2 layers on average;
+    # confidence=0.5 (1.0 layers) loses the near-tie's point (10 pt) and is named as over the limit
+    assert record["chosen"] == to_text(policy) and record["full_accuracy"] == pytest.approx(1.0)
+    chosen = next(t for t in record["tried"] if t["policy"] == record["chosen"])
+    assert chosen["mean_exit_layer"] == pytest.approx(1.2) and chosen["quality_drop"] == 0 and chosen["within_limit"]
+    assert len(record["tried"]) == len(AUTO_GRID) and "over the limit: confidence=0.5" in record["why"]
+    never = next(t for t in record["tried"] if t["policy"] == "entropy=0")
+    assert never["histogram"] == [0, 0, 10] and never["within_limit"]
+    # a looser limit lets the faster, lossier policy win
+    policy, record = auto_policy(logits, labels, "test dev texts", 0.10)
+    assert to_text(policy) == "confidence=0.5" and record["tried"][0]["accuracy"] is not None
+    # unlabelled texts: the drop is the share of labels that differ from the last exit's
+    _, record = auto_policy(logits, None, "texts", 0.005)
+    assert record["full_accuracy"] is None and "unlabelled" in record["quality_drop"]
