@@ -153,3 +153,33 @@ def test_evaluate_keeps_scores_it_did_not_remeasure_on_the_same_data():
     assert "precisions" not in kept["w0.5-d1"]
     other = {"w1-d1": {**row, "n": 11}}  # another dev set: nothing of the old one is kept
     assert "precisions" not in keep_precisions(other, old)["w1-d1"]
+
+
+def test_artifacts_are_scored_one_text_at_a_time_at_its_own_length(tiny_classifier_dir, tmp_path, monkeypatch):
+    """As an app runs them: ORT's dynamic int8 quantizes activations per tensor, so padded batch-mates would
+    change a text's result. No conversion here: the converter is stubbed, the runtime records its feeds."""
+    import numpy as np
+
+    from edgebert.registry import CONVERTERS
+
+    seen = []
+
+    def fake_runtime(feeds):
+        seen.append((feeds["input_ids"].shape, int(feeds["attention_mask"].sum())))
+        return np.zeros((len(feeds["input_ids"]), 2), dtype=np.float32)
+
+    conv = CONVERTERS.get("onnx")
+    monkeypatch.setattr(conv, "convert", lambda self, model, config, path: {})
+    monkeypatch.setattr(conv, "load", lambda self, path, threads=1, signature=None: fake_runtime)
+    model, data = load_model(tiny_classifier_dir), load_data(str(sentiment_csv(tmp_path / "d.csv", n=20)))
+    table = measure(model, data, load_tokenizer(tiny_classifier_dir), [SubnetSpec(1.0, 1.0)], quantized=("onnx/int8",))
+    assert len(seen) == 20 and all(shape == (1, length) for shape, length in seen)
+    assert table["w1-d1"]["precisions"]["onnx/int8"]["n"] == 20
+
+
+def test_evaluate_scores_the_grid_train_trained(tiny_classifier_dir, tmp_path):
+    from edgebert.train.evaluate import evaluate
+
+    (tiny_classifier_dir / "train_config.json").write_text(json.dumps({"widths": [0.5, 1.0], "depths": [1.0]}))
+    table = evaluate(tiny_classifier_dir, str(sentiment_csv(tmp_path / "d.csv", n=8)))
+    assert set(table) == {"w0.5-d1", "w1-d1"}
