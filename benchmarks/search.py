@@ -120,7 +120,9 @@ def run_device(
         )
         rows.append({"device": device, "budget": b.limits.latency_ms, "gain": gain, "seconds": seconds})
     if measure_runs and profile.reach == "local":
-        measure_exports(loaded, result, fmt, precision, threads, measure_runs)
+        measured = measure_exports(loaded, result, fmt, precision, threads, measure_runs)
+        for r in rows:
+            r["measured_p50"] = measured.get(r["budget"])
     return rows
 
 
@@ -128,7 +130,7 @@ def _f(v, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
-def measure_exports(loaded, result, fmt: str, precision: str, threads: int, runs: int) -> None:
+def measure_exports(loaded, result, fmt: str, precision: str, threads: int, runs: int) -> dict[float, float]:
     """Export each budget's searched point as `export --search` does (slice, convert, parity check) and time it
     with edgebert's local runner (the bench script in a fresh process, as `export` measures): measured p50 vs
     the budget and vs the prediction the search judged it by."""
@@ -142,7 +144,7 @@ def measure_exports(loaded, result, fmt: str, precision: str, threads: int, runs
     print(
         f"{'budget ms':>10}{'pred ms':>9}{'p90 bound':>10}{'measured p50':>13}{'err %':>7}{'IQR ms':>8}  within budget"
     )
-    errors = []
+    errors, measured = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for i, b in enumerate(result.budgets):
             c = b.chosen
@@ -161,6 +163,7 @@ def measure_exports(loaded, result, fmt: str, precision: str, threads: int, runs
             (art,) = m["artifacts"]
             got = art["latency"]["measured"][0]
             p50, pred = got["p50_ms"], c.latency.value
+            measured[b.limits.latency_ms] = p50
             errors.append(abs(pred - p50) / p50)
             print(
                 f"{b.limits.latency_ms:>10g}{pred:>9.2f}{c.latency.upper:>10.2f}{p50:>13.2f}"
@@ -169,9 +172,10 @@ def measure_exports(loaded, result, fmt: str, precision: str, threads: int, runs
             )
     if errors:
         print(f"  median |error| of the predictions: {100 * np.median(errors):.1f}% over {len(errors)} exports")
+    return measured
 
 
-def latency_check(loaded, n: int, seed: int = 0, fmt: str = "onnx") -> dict:
+def latency_check(loaded, n: int, seed: int = 0, fmt: str = "onnx", workdir: str | None = None) -> dict:
     """Time n random per-layer configurations (+ the grid) in `fmt` fp32 here; compare with host's predictions."""
     import torch
 
@@ -188,13 +192,16 @@ def latency_check(loaded, n: int, seed: int = 0, fmt: str = "onnx") -> dict:
     conv = CONVERTERS.get(fmt)()
     runs, rounds = {}, 3
     with tempfile.TemporaryDirectory() as tmp:
-        for i, (_, spec) in enumerate(specs):
-            path = Path(tmp) / f"{i}{conv.suffix}"
-            conv.convert(slice_model(model, spec).eval(), ArtifactConfig(fmt, "fp32", SEQ), path)
+        # --workdir keeps the files: a second run times without converting (a short quiet window)
+        paths = [Path(workdir or tmp) / f"{fmt}-{SEQ}-{spec.key}" / f"model{conv.suffix}" for _, spec in specs]
+        for path, (_, spec) in zip(paths, specs):
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                conv.convert(slice_model(model, spec).eval(), ArtifactConfig(fmt, "fp32", SEQ), path)
         print(f"\n{len(specs)} {fmt} files converted; timing (load average {os.getloadavg()[0]:.1f})", flush=True)
         for _ in range(rounds):
             for i in range(len(specs)):
-                run = conv.load(Path(tmp) / f"{i}{conv.suffix}", threads=1)
+                run = conv.load(paths[i], threads=1)
                 runs.setdefault(i, []).append(_times_ms(run, _inputs(SEQ), min_s=1.0))
     meas = {i: quiet_p50(runs[i]) for i in range(len(specs))}
     cs = {i: costs(model.config, SEQ, spec) for i, (_, spec) in enumerate(specs)}
@@ -251,6 +258,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--latency-check", type=int, default=0, metavar="N")
     ap.add_argument("--check-format", default="onnx", help="format the latency check times (default: host's search)")
+    ap.add_argument("--workdir", default=None, help="keep the latency check's converted files here and reuse them")
     ap.add_argument(
         "--measure-exports",
         type=int,
@@ -263,12 +271,15 @@ def main() -> None:
     cfg = EvolutionConfig(population=a.population, generations=a.generations, seed=a.seed)
     print(f"benchmarks/search.py: {' '.join(sys.argv[1:]) or '(defaults)'}; load average {os.getloadavg()[0]:.1f}")
     loaded = load(a.model)
+    global SEQ
+    SEQ = min(SEQ, loaded.full.config.max_position_embeddings)  # a tiny test model takes fewer tokens
     rows = []
     for device in [d.strip() for d in a.devices.split(",") if d.strip() not in ("", "none")]:
         rows += run_device(loaded, device, a.budgets, cfg, a.sample, a.measure_exports)
     judged = [r for r in rows if r["gain"] is not None]
     never_below = all(r["gain"] >= -1e-9 for r in judged)
-    print("\ntargets:")
+    if rows:
+        print("\ntargets:")
     for device in dict.fromkeys(r["device"] for r in rows):
         mine = [r for r in judged if r["device"] == device]
         better = sum(r["gain"] >= 1.0 for r in mine)
@@ -277,9 +288,20 @@ def main() -> None:
             f"  {device}: >= grid at {sum(r['gain'] >= -1e-9 for r in mine)}/{len(mine)} budgets with a grid point; "
             f">= 1 pt better at {better} (target 2); search {secs:.0f} s (target <= 120 s)"
         )
-    print(f"  never below the grid: {'yes' if never_below else 'NO'}")
+        timed = [r for r in rows if r["device"] == device and r.get("measured_p50") is not None]
+        if timed:
+            within = sum(r["measured_p50"] <= r["budget"] for r in timed)
+            print(f"  {device}: measured p50 of the searched exports within the budget at {within}/{len(timed)}")
+    if rows:
+        print(f"  never below the grid: {'yes' if never_below else 'NO'}")
     if a.latency_check:
-        latency_check(loaded, a.latency_check, a.seed, a.check_format)
+        summary = latency_check(loaded, a.latency_check, a.seed, a.check_format, a.workdir)
+        med = summary["per-layer"]
+        print(
+            f"  latency model on {a.latency_check} non-uniform sub-networks, median |error| (target <= 10%): "
+            f"refitted on the grid {100 * med[1]:.1f}%, shipped rescaled on the grid {100 * med[2]:.1f}%, "
+            f"shipped as is {100 * med[0]:.1f}%"
+        )
 
 
 if __name__ == "__main__":
