@@ -1,10 +1,11 @@
-"""Per-layer search vs DynaBERT's uniform grid (issue 17): quality at equal predicted budget, and the latency
-model's error on non-uniform sub-networks.
+"""Per-layer search vs DynaBERT's uniform grid (issue 17): quality at equal predicted budget, the searched points
+exported and timed here (host), and the latency model's error on non-uniform sub-networks.
 
     python benchmarks/search.py                                  # host and pixel6, 5 budgets each
     python benchmarks/search.py --devices host --budgets 5 --population 24 --generations 8
+    python benchmarks/search.py --measure-exports 50             # + host's searched points exported, 50 runs each
     python benchmarks/search.py --latency-check 10               # + 10 random per-layer configs timed here
-    python benchmarks/search.py --devices none --latency-check 10  # the latency check alone
+    python benchmarks/search.py --devices none --latency-check 10 --workdir /tmp/check  # the check alone
 
 On the packaged MiniLM with the embedding proxy as quality (select/proxy.py: mean cosine of the sub-network's
 sentence embedding to the full model's on 88 held-out calibration texts; no labels), for each device the
@@ -14,29 +15,43 @@ format, fp32, sequence 128 and default threads. Per budget it prints the best un
 budget (grid quality, measured), the searched choice (search quality, measured: the search ranks by a ridge
 predictor and measures its best before choosing), and both predicted latencies (p90 bound, ms).
 
---latency-check N: N random per-layer configurations (seeded) and the grid points are exported to TorchScript
-fp32, timed in this process at 1 thread and 128 tokens (quietest of 3 rounds' medians: other engineers share
-these cores and only add time), and compared with the host profile's predictions for them, as shipped and
-refitted here on the grid points alone: the refit's median |relative error| on the non-uniform ones, which it
-never saw, is what issue 17 item 5 asks about (target <= 10%).
+--measure-exports RUNS (devices edgebert runs on: host): each budget's searched point is exported as `export
+--search` exports it (slice, convert, parity check; export/pipeline.py) and timed by edgebert's local runner
+(the bench script in a fresh process, RUNS runs, as `export` measures): measured p50 vs the prediction and
+the budget.
 
-Measured 2026-11-30 on this 2-core machine shared with other engineers (load average 8.6-9.3), quality by
-the proxy (measured), latency predicted by the shipped profiles (fp32; host onnx 1 thread, pixel6 tflite 4):
-`python benchmarks/search.py --latency-check 10`
+--latency-check N: N random per-layer configurations (seeded) and the grid points are converted to ONNX fp32
+(--check-format: the format host's search uses), timed in this process at 1 thread and 128 tokens (quietest
+of 3 rounds' medians: other engineers share these cores and only add time), and compared with the host
+profile's predictions: as shipped, refitted here on the grid points alone (all four coefficients, as
+`edgebert calibrate` fits), and the shipped coefficients rescaled on the grid points (a x compute + b x
+overhead, the quick calibration's shape). The refits' median |relative error| on the non-uniform
+configurations, which they never saw, is what issue 17 item 5 asks about (target <= 10%). --workdir keeps
+the converted files, so that a second run only times (conversion takes ~4 min on 2 cores).
+
+Measured 2026-11-30 18:07 UTC on this 2-core machine while other engineers' nice-10 jobs kept both cores
+busy (load average 6.1-8.1; this script at nice -5; proxy figures cached by earlier runs):
+`python benchmarks/search.py --latency-check 10 --measure-exports 50 --workdir /tmp/eb17/check`
   host    budget 4.38 / 7.64 / 13.3 / 23.2 / 40.5 ms: grid -, 0.2927, 0.4986, 0.6767, 0.9071;
           search 0.3357, 0.4332, 0.6512, 0.7730, 0.9730 (+14.0, +15.3, +9.6, +6.6 pt where the grid has a point)
+          p90 bound 4.15 / 7.41 / 13.26 / 22.79 / 38.00 ms; exported and measured (50 runs, parity passed):
+          p50 4.93 / 11.72 / 19.50 / 28.67 / 50.52 ms: over every budget, the predictions 24-43% below the
+          measured p50, as the shipped fit was 29-50% below the grid points timed in the same run: the load,
+          and a host fit ~13% below this machine's times even at load ~3.5 (below).
   pixel6  budget 6.3 / 11 / 19.2 / 33.6 / 58.8 ms: grid -, 0.2927, 0.4986, 0.6767, 0.9071;
           search 0.3357, 0.4530, 0.6517, 0.7599, 0.9730 (+16.0, +15.3, +8.3, +6.6 pt)
-  search 69 s on host (rewiring + 68 proxy measurements, partly read from an earlier run's cache), 16 s on
-  pixel6 (measurements cached by the host run); with an empty $EDGEBERT_CACHE_DIR (load average 7.8):
-  83 s on host, then 21 s on pixel6, same figures. Predictor: Spearman 0.958 on 12 held-out configurations.
+  search 24 s on host, 1 s on pixel6 (measurements cached); with an empty $EDGEBERT_CACHE_DIR (load 7.8, an
+  earlier run): 83 s on host, then 21 s on pixel6. Predictor: Spearman 0.958 on 12 held-out configurations.
   Caveat: the proxy is the cosine to the full model's final embedding, which rewards keeping the last layer
   (DynaBERT's depth rule drops it: layers 0, 2, 4 at d0.5); every searched choice keeps layer 5. The gains
   are on that proxy, not on a task's accuracy.
-`python benchmarks/search.py --devices none --latency-check 10` (load average 9.0): the shipped host
-  fit (made on another machine) under-predicts here by 62-76% on every configuration alike; refitted on the
-  12 grid points, its median |error| is 6.0% on them and 12.7% (p90 23.0%) on 10 random per-layer
-  configurations it never saw, all under-predicted by 8-24%: the 10% target is not met on this machine.
+  latency check (onnx, load 8.0): on the 10 per-layer configurations, median |error| 4.3% (p90 12.0%) refitted
+  on the grid, 5.5% (p90 8.9%) shipped-rescaled, 38.3% shipped as is (grid: 2.0%, 1.8%, 34.3%).
+  At 17:35 (load ~3.5, two nice-10 jobs; the same 10 configurations timed by a standalone script of the same
+  method): refit 5.3% (p90 7.7%), rescaled 4.8% (p90 7.5%), shipped 9.3% (grid 13.5%, p90 24%); TorchScript
+  refit 7.5% (p90 13.3%). The earlier 12.7% (TorchScript at load 9) was load and format, not shape: single
+  MatMuls in ONNX Runtime at 1 thread run 52-55 GMAC/s for every FFN width 192..1536 (1344 is not slower per
+  MAC than 1536), and the shipped fit errs alike on grid and per-layer points.
 
 Targets (issue 17): search >= best uniform at every budget and >= 1 pt better at two of five; search time
 <= 2 min per device on 2 cores; latency-model median error on non-uniform sub-networks <= 10% on host.
