@@ -67,7 +67,9 @@ class _Chose(Exception):
         ("mediapipe", None, ("tflite",), ("fp32", "fp16", "int8")),
     ],
 )
-def test_device_export_filters_candidates_by_the_profile_runtime(monkeypatch, runtime, flag, formats, loadable):
+def test_device_export_filters_candidates_by_the_profile_runtime(
+    monkeypatch, tmp_path, runtime, flag, formats, loadable
+):
     seen = {}
 
     def choose(config, profile, budget, quality, formats, *args, loadable=None, **kw):
@@ -80,8 +82,10 @@ def test_device_export_filters_candidates_by_the_profile_runtime(monkeypatch, ru
     monkeypatch.setattr(deploy, "load", lambda model: None)
     profile = _pixel6(runtime)
     req = deploy.DeviceExport(profile=profile, budget=Budget.resolve(profile, "40ms", None), app_runtime=flag)
+    # A model folder with no compressed variants in it (select/variants.py looks there).
+    loaded = type("L", (), {"full": type("F", (), {"config": None}), "model_dir": tmp_path})()
     with pytest.raises(_Chose):
-        deploy.device_export(req, progress=False, loaded=type("L", (), {"full": type("F", (), {"config": None})})())
+        deploy.device_export(req, progress=False, loaded=loaded)
     assert seen == {"formats": formats, "loadable": loadable}
 
 
