@@ -118,6 +118,7 @@ def device_export(
 
     def predict_all(entry: dict) -> None:
         predict(entry, ch.spec)  # the artifact's figures: the stated (largest) length the budget applies to
+        check_fallback_budget(entry, budget)
         for b in entry.get("buckets", []):
             view = {"format": entry["format"], "precision": entry["precision"], "latency": b["latency"], "memory": {}}
             per_bucket[b["seq_len"]](view, ch.spec)
@@ -130,6 +131,37 @@ def device_export(
         finish = early_exit.finish(cfg, ch.early_exit.policy, profile, targets, options, req.measuring, finish)
     manifest = export(cfg, progress=progress, loaded=loaded, extra_manifest=extra, measure=measure, finish=finish)
     return manifest, out
+
+
+def check_fallback_budget(entry: dict, budget: Budget) -> None:
+    """The accuracy gate may publish another precision than the one selected (int8 -> fp16, export/gate.py),
+    after the selector judged the budgets: judge that artifact again by the selector's rule (the p90 bound)
+    and record the verdict in `budget_check`, with a note when it no longer fits. Nothing is claimed to fit
+    that was not judged."""
+    requested = entry.get("requested_precision", entry["precision"])
+    if entry["precision"] == requested:
+        return
+    over = []
+    lat, mem = entry["latency"]["predicted"], entry["memory"]["predicted"]
+    if lat and lat["value"] * (1 + lat["error_p90"]) > budget.latency_ms:
+        over.append(
+            f"predicted latency p90 bound {lat['value'] * (1 + lat['error_p90']):.3g} ms > budget {budget.latency_ms:g} ms"
+        )
+    if mem and budget.memory_mb is not None and mem["value"] * (1 + mem["error_p90"]) > budget.memory_mb:
+        over.append(
+            f"predicted memory p90 bound {mem['value'] * (1 + mem['error_p90']):.3g} MB > limit {budget.memory_mb:g} MB"
+        )
+    entry["budget_check"] = {
+        "precision": entry["precision"],
+        "selected_precision": requested,
+        "fits": not over,
+        "why": over,
+    }
+    if over:
+        entry["notes"].append(
+            f"the accuracy gate published {entry['precision']} instead of the selected {requested}, and it does not "
+            f"fit: {'; '.join(over)}: a larger --max-quality-drop lets the selected precision through; a larger --budget/--memory fits this one"
+        )
 
 
 def _grid_selection(req: DeviceExport, loaded: Loaded, threads: int, loadable, early_exit, progress: bool):

@@ -257,3 +257,43 @@ def test_failed_phone_measurement_publishes_the_verified_artifacts_and_exits_5(
     assert fail["where"] == "adb://FAKE0123456789" and fail["error"] == "DeviceOffline" and "offline" in fail["why"]
     summary = json.loads(stdout)  # the summary still comes first, with what failed
     assert [f["file"] for f in summary["measurement_failures"]] == ["model.tflite"]
+
+
+def _gated_entry(precision: str, latency_ms: float, memory_mb: float) -> dict:
+    def pred(v, unit):
+        return {
+            "kind": "predicted",
+            "value": v,
+            "unit": unit,
+            "source": "t",
+            "expected_error": 0.1,
+            "error_p90": 0.2,
+        }
+
+    return {
+        "precision": precision,
+        "requested_precision": "int8",
+        "notes": [],
+        "latency": {"predicted": pred(latency_ms, "ms"), "measured": []},
+        "memory": {"predicted": pred(memory_mb, "MB"), "measured": []},
+    }
+
+
+def test_a_gate_fallback_that_breaks_the_memory_limit_is_recorded_not_claimed():
+    from edgebert.deploy import check_fallback_budget
+    from edgebert.select.budget import Budget
+
+    budget = Budget(latency_ms=40.0, memory_mb=90.0)
+    same = _gated_entry("int8", 10.0, 50.0)
+    check_fallback_budget(same, budget)
+    assert "budget_check" not in same and same["notes"] == []  # the selector judged this one already
+
+    fits = _gated_entry("fp16", 20.0, 70.0)  # p90 bounds 24 ms, 84 MB
+    check_fallback_budget(fits, budget)
+    assert fits["budget_check"] == {"precision": "fp16", "selected_precision": "int8", "fits": True, "why": []}
+
+    over = _gated_entry("fp16", 20.0, 80.0)  # p90 bound 96 MB > 90 MB
+    check_fallback_budget(over, budget)
+    assert over["budget_check"]["fits"] is False
+    assert "96 MB > limit 90 MB" in over["budget_check"]["why"][0]
+    assert "does not fit" in over["notes"][0] and "--max-quality-drop" in over["notes"][0]
