@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from importlib import metadata
 from pathlib import Path
 
@@ -40,13 +41,28 @@ _TOOLCHAIN = (
 
 
 def model_fingerprint(model: str | None) -> str:
-    """sha256 over every file of the model folder (weights, config, tokenizer, quality.json)."""
+    """sha256 over every file of the model folder (weights, config, tokenizer, quality.json), and of the
+    compressed variants in it (select/variants.py), including those joined by a symbolic link, which
+    Path.rglob does not enter before Python 3.13. Hidden folders (`edgebert compress`'s `.NAME.train` work
+    folder while it runs) are not inputs."""
     root = resolve_model_dir(model)
     h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            h.update(f"{p.relative_to(root).as_posix()}\0{sha256_file(p)}\n".encode())
+    for p in _model_files(root):
+        h.update(f"{p.relative_to(root).as_posix()}\0{sha256_file(p)}\n".encode())
     return h.hexdigest()
+
+
+def _model_files(root: Path) -> list[Path]:
+    files, seen = [], set()
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up the tree: walked once
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        files += [Path(folder) / n for n in names if (Path(folder) / n).is_file()]
+    return sorted(files)
 
 
 def toolchain() -> dict:
