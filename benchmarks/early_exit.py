@@ -32,8 +32,8 @@ from edgebert.train.config import TrainConfig
 from edgebert.train.data import load_data
 from edgebert.train.recipe import train
 
-POLICIES = ("entropy=0.1", "entropy=0.2", "entropy=0.3", "entropy=0.4", "patience=1", "patience=2", "patience=3")
-POLICIES += ("confidence=0.8", "confidence=0.9", "confidence=0.95")
+POLICIES = ("entropy=0.1", "entropy=0.2", "entropy=0.4", "entropy=0.6", "patience=1", "patience=2", "patience=3")
+POLICIES += ("confidence=0.6", "confidence=0.7", "confidence=0.8", "confidence=0.9")
 
 
 def _train(work: Path, args) -> tuple[Path, Path]:
@@ -185,18 +185,29 @@ def _rows(folders: dict, texts, gold) -> list[tuple[str, dict]]:
     return rows
 
 
+INT8_ALL = "RomeBERT exits int8, all layers (entropy=0)"
+
+
 def _targets(rows: dict, exit_acc: list[float], int8_exit_acc: list[float]) -> list[str]:
     full, base = rows["full: static depth 1, no exits (ONNX fp32)"], rows["baseline: teacher, transformers eager"]
     out = []
-    early = ("RomeBERT exits", "DeeBERT exits", "PABEE", "--early-exit auto")  # rows that exit early
-    ok = [(n, r) for n, r in rows.items() if n.startswith(early) and r["accuracy"] >= full["accuracy"] - 0.01]
-    best = min(ok, key=lambda nr: nr[1]["mean_ms"], default=None)
-    if best:
-        x = best[1]["mean_ms"] / full["mean_ms"]
-        verdict = "met" if x <= 0.6 else "NOT met"
-        out.append(f"<= 1 pt below full at <= 0.6x its latency: {verdict} (fastest within 1 pt: {best[0]}, {x:.2f}x)")
-    else:
-        out.append("<= 1 pt below full at <= 0.6x its latency: NOT met (no exit row within 1 pt)")
+    # Early exit against the full model at the same precision (fp32), so int8's own gain is not counted as
+    # early exit's; int8 exits against int8 segments run to the last layer are shown beside it.
+    early = ("RomeBERT exits fp32", "DeeBERT exits", "PABEE", "--early-exit auto")  # fp32 rows that exit early
+    for label, prefix, ref in (
+        ("fp32 exits vs full fp32", early, full),
+        ("int8 exits vs int8 segments, all layers", ("RomeBERT exits int8",), rows[INT8_ALL]),
+    ):
+        ok = [(n, r) for n, r in rows.items() if n.startswith(prefix) and r["accuracy"] >= ref["accuracy"] - 0.01]
+        best = min(ok, key=lambda nr: nr[1]["mean_ms"], default=None)
+        if best:
+            x = best[1]["mean_ms"] / ref["mean_ms"]
+            verdict = "met" if x <= 0.6 else "NOT met"
+            out.append(
+                f"<= 1 pt below full at <= 0.6x its latency ({label}): {verdict} (fastest within 1 pt: {best[0]}, {x:.2f}x)"
+            )
+        else:
+            out.append(f"<= 1 pt below full at <= 0.6x its latency ({label}): NOT met (no exit row within 1 pt)")
     gaps = [round((exit_acc[-1] - a) * 100, 1) for a in exit_acc[:2]]
     out.append(
         f"exit-1/exit-2 within 5 pts of the last exit: {'met' if max(gaps) <= 5 else 'NOT met'} (gaps {gaps} pt)"
