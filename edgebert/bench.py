@@ -92,6 +92,11 @@ def _lengths(entry: dict, seq_len: int) -> list[tuple[dict | None, int, str | No
     return [(b, b["seq_len"], b["signature"]) for b in buckets] or [(None, seq_len, None)]
 
 
+def _own_signature(entry: dict) -> str | None:
+    """The signature of a bucketed file's stated (largest) length, the one its own figure is for."""
+    return next((b["signature"] for b in entry.get("buckets") or [] if b["seq_len"] == entry["seq_len"]), None)
+
+
 def _record_length(entry: dict, bucket: dict | None, result: dict) -> None:
     """A bucket's figure goes into its bucket; the artifact's own figure is the stated (largest) length."""
     if bucket is not None:
@@ -141,9 +146,9 @@ def target_measurer(
                 record_skip(entry, t.uri, why)
                 continue
             n = local_threads if t.kind == "local" else threads
-            # benchmark_model (adb) runs subgraph 0, the largest bucket: the artifact's own length only.
-            lengths = _lengths(entry, seq_len) if t.kind != "adb" else [(None, entry["seq_len"], None)]
-            for bucket, length, signature in lengths:
+            # Every bucket on every target: benchmark_model (adb) runs one signature per run
+            # (--signature_to_run_for) and refuses a multi-signature file without one.
+            for bucket, length, signature in _lengths(entry, seq_len):
                 rested = cooldown.wait(t.uri)
                 try:
                     result = run_bench(t, path, settings.config(n, length, signature), options)
@@ -248,6 +253,7 @@ def bench_folder(req: BenchRequest, progress: bool = True) -> dict:
             seq_len=a["seq_len"],
             timeout_s=req.timeout_s,
             sustained_s=req.sustained_s,
+            signature=_own_signature(a),
         )
         cooldown = req.cooldown_s if k else 0.0  # the first artifact follows whatever ran before edgebert
         time.sleep(cooldown)

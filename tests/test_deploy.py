@@ -297,3 +297,31 @@ def test_a_gate_fallback_that_breaks_the_memory_limit_is_recorded_not_claimed():
     assert over["budget_check"]["fits"] is False
     assert "96 MB > limit 90 MB" in over["budget_check"]["why"][0]
     assert "does not fit" in over["notes"][0] and "--max-quality-drop" in over["notes"][0]
+
+
+def test_a_bucketed_tflite_is_timed_per_signature_on_the_phone(tiny_model_dir, tmp_path, capsys, fake_phone):
+    """benchmark_model refuses a multi-signature file without --signature_to_run_for: each bucket is one run."""
+    pytest.importorskip("litert_torch", reason="the tflite extra (litert-torch) is not installed")
+    out = tmp_path / "pixel6"
+    argv = [str(a) for a in _phone_export(tiny_model_dir, out)]
+    argv[argv.index("tflite,onnx")] = "tflite"
+    argv[argv.index("--seq-len") + 1] = "16,32"
+    code, _, err = _run(capsys, *argv)
+    assert code == 0, err
+    (tfl,) = json.loads((out / "manifest.json").read_text())["artifacts"]
+    signatures = [b["signature"] for b in tfl["buckets"]]
+    assert len(signatures) == 2
+    for b in tfl["buckets"]:
+        (meas,) = b["latency"]["measured"]
+        assert meas["where"] == "adb://FAKE0123456789" and meas["p50_ms"] > 0
+    calls = [c[-1] for c in map(json.loads, (tmp_path / "adb.log").read_text().splitlines()) if "--graph=" in c[-1]]
+    assert [next(s for s in signatures if f"--signature_to_run_for={s}" in c) for c in calls] == signatures
+
+    # `edgebert bench` times the file's own (largest) length, by its signature.
+    (tmp_path / "adb.log").unlink()
+    bench = ["bench", str(out), "--target", "adb://FAKE0123456789", "--adb", str(DOUBLES / "adb")]
+    code = main([*bench, "--benchmark-binary", str(DOUBLES / "benchmark_model"), "--runs", "5"])
+    assert code == 0, capsys.readouterr().err
+    (call,) = [c[-1] for c in map(json.loads, (tmp_path / "adb.log").read_text().splitlines()) if "--graph=" in c[-1]]
+    own = next(b["signature"] for b in tfl["buckets"] if b["seq_len"] == tfl["seq_len"])
+    assert f"--signature_to_run_for={own}" in call
