@@ -492,6 +492,12 @@ def train(**kw):
 @click.option("--depths", callback=_floats, default="0.5,0.75,1.0", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--checkpoint-every", type=int, default=100, show_default=True, help="steps between checkpoints")
+@click.option(
+    "--quantized",
+    help="classifiers: after distilling, also convert every sub-network as FORMAT/PRECISION or FORMAT/RECIPE and "
+    "score it on the dev set in its runtime, as `train` does (default: onnx/int8,onnx/fp16)",
+)
+@click.option("--no-quantized", is_flag=True, help="skip those scores (saves two ONNX conversions per sub-network)")
 @click.option("--resume", is_flag=True, help="continue an interrupted run of the same --out")
 @click.option("--force", is_flag=True, help="replace an existing --out / discard an unfinished run")
 @click.option("--json", "as_json", is_flag=True, help="print compression.json on stdout")

@@ -19,6 +19,7 @@ from edgebert.model.spec import DEPTHS, WIDTHS, SubnetSpec
 from edgebert.model.tokenizer import TOKENIZER_FILES
 from edgebert.select.quality import QUALITY_FILE
 from edgebert.train.config import TASKS
+from edgebert.train.evaluate import resolve_quantized
 
 __all__ = ["CompressConfig", "COMPRESS_CONFIG_FILE", "DEFAULT_PRUNE_STEPS", "compressed_folder_proof"]
 
@@ -78,6 +79,10 @@ class CompressConfig:
     rewire_texts: int = 1024
     seed: int = 0
     checkpoint_every: int = 100
+    # The compressed artifacts' own dev scores per precision, as `edgebert train` writes them (classifiers;
+    # train/evaluate.py): None = DEFAULT_QUANTIZED; no_quantized skips them.
+    quantized: tuple[str, ...] | None = None
+    no_quantized: bool = False
     resume: bool = False
     force: bool = False
     version: int = CONFIG_VERSION
@@ -115,10 +120,11 @@ class CompressConfig:
             SubnetSpec(w, 1.0)
         if 1.0 not in self.widths or 1.0 not in self.depths:
             raise UsageError("--widths and --depths must include 1.0")
+        object.__setattr__(self, "quantized", resolve_quantized(self.quantized, self.no_quantized))
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["widths"], d["depths"] = list(self.widths), list(self.depths)
+        d["widths"], d["depths"], d["quantized"] = list(self.widths), list(self.depths), list(self.quantized)
         return d
 
     @classmethod
@@ -130,4 +136,6 @@ class CompressConfig:
 
     def run_identity(self) -> dict:
         """What must match for --resume to continue a run."""
-        return {k: v for k, v in self.to_dict().items() if k not in ("resume", "force", "checkpoint_every")}
+        # The quantized scores come after the distillation: a resumed run may ask for others.
+        skip = ("resume", "force", "checkpoint_every", "quantized", "no_quantized")
+        return {k: v for k, v in self.to_dict().items() if k not in skip}

@@ -42,7 +42,7 @@ from edgebert.model.spec import SubnetSpec
 from edgebert.model.tokenizer import copy_tokenizer_files, load_tokenizer
 from edgebert.select.quality import read_table, write_table
 from edgebert.train.distill import depth_step
-from edgebert.train.evaluate import measure
+from edgebert.train.evaluate import measure, score_quantized
 from edgebert.train.loop import peak_rss_mb, prepare_work, run_stage, save_stage
 from edgebert.train.recipe import load_splits
 
@@ -180,6 +180,13 @@ def _finish(cfg, plan, final, teacher, rewiring, dev, src, work, log, progress) 
     reference = teacher if cfg.task == "embedding" else None
     after = measure(final, dev, tokenizer, specs, seq_len=cfg.seq_len, progress=progress, reference=reference)
     log["quality_seconds"] = round(time.perf_counter() - t0, 1)
+    # The compressed artifacts' own dev scores per precision, as train writes them (issue 16 item 4), so the
+    # selector's int8/fp16 candidates of this variant are measured. Encoders are scored against the uncompressed
+    # model, which measure_quantized does not take: their quantized figures are left to the selector's proxy.
+    if cfg.quantized and cfg.task == "classification":
+        log["quantized_quality"] = score_quantized(
+            final, dev, tokenizer, after, cfg.quantized, specs, cfg.seq_len, progress
+        )
     log["peak_rss_mb"] = round(max(log.get("peak_rss_mb", 0), peak_rss_mb()), 1)
     stage = log["stages"].get(STAGE, {})
     record = {

@@ -11,7 +11,7 @@ from edgebert.model.bert import CONFIG_FILE, WEIGHTS_FILE
 from edgebert.model.spec import DEPTHS, WIDTHS, SubnetSpec
 from edgebert.model.tokenizer import TOKENIZER_FILES
 from edgebert.select.quality import QUALITY_FILE
-from edgebert.train.evaluate import DEFAULT_QUANTIZED, check_quantized
+from edgebert.train.evaluate import resolve_quantized
 
 __all__ = ["TrainConfig", "TASKS", "TRAIN_CONFIG_FILE", "trained_folder_proof"]
 
@@ -109,20 +109,7 @@ class TrainConfig:
             )
         if self.sandwich and self.exits is not None:
             raise UsageError("--sandwich with --exits is not supported yet: exits are trained on DynaBERT's grid")
-        if self.no_quantized and self.quantized:
-            raise UsageError(
-                "--no-quantized skips the quantized scores that --quantized asks for: give one of them, not both"
-            )
-        if self.quantized is not None and not self.no_quantized and not check_quantized(self.quantized):
-            raise UsageError(
-                "--quantized names nothing: give FORMAT/PRECISION items (e.g. onnx/int8) or --no-quantized"
-            )
-        scored = (
-            ()
-            if self.no_quantized
-            else check_quantized(DEFAULT_QUANTIZED if self.quantized is None else self.quantized)
-        )
-        object.__setattr__(self, "quantized", scored)
+        object.__setattr__(self, "quantized", resolve_quantized(self.quantized, self.no_quantized))
         if 1.0 not in self.widths or 1.0 not in self.depths:
             raise UsageError("--widths and --depths must include 1.0 (the full model is the depth stage's teacher)")
 

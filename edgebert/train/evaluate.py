@@ -37,7 +37,15 @@ from edgebert.model.tokenizer import INPUT_NAMES, load_tokenizer
 from edgebert.registry import CONVERTERS
 from edgebert.train.data import DataSet, check_labels, load_data, to_batch
 
-__all__ = ["DEFAULT_QUANTIZED", "measure", "measure_quantized", "evaluate", "check_quantized"]
+__all__ = [
+    "DEFAULT_QUANTIZED",
+    "measure",
+    "measure_quantized",
+    "score_quantized",
+    "evaluate",
+    "check_quantized",
+    "resolve_quantized",
+]
 
 NN_LIMIT = 2000  # the nearest-neighbour check is O(n^2) in memory
 
@@ -181,6 +189,13 @@ def measure_quantized(
     return _add_quantized(model, scorer, specs, quantized, table, progress, strict)
 
 
+def score_quantized(model: Bert, data: DataSet, tokenizer, table: dict, quantized, specs, seq_len: int, progress: bool):
+    """After training (`train`, `compress`): measure_quantized without failing the run; what its log records."""
+    t0 = time.perf_counter()
+    failed = measure_quantized(model, data, tokenizer, table, quantized, specs, seq_len=seq_len, progress=progress)
+    return {"scored": list(quantized), "seconds": round(time.perf_counter() - t0, 1), "failed": failed}
+
+
 def _add_quantized(model, scorer: _Scorer, specs, quantized, table, progress, strict) -> list[dict]:
     failed = []
     for spec in _bar(specs, "quantized quality", progress):
@@ -209,6 +224,18 @@ def _add_quantized(model, scorer: _Scorer, specs, quantized, table, progress, st
                 "seconds": round(time.perf_counter() - t0, 1),  # conversion and scoring
             }
     return failed
+
+
+def resolve_quantized(quantized, no_quantized: bool) -> tuple[str, ...]:
+    """--quantized / --no-quantized (train, compress) as the scores to take: the default ones, those given, or
+    none."""
+    if no_quantized and quantized:
+        raise UsageError(
+            "--no-quantized skips the quantized scores that --quantized asks for: give one of them, not both"
+        )
+    if quantized is not None and not no_quantized and not check_quantized(quantized):
+        raise UsageError("--quantized names nothing: give FORMAT/PRECISION items (e.g. onnx/int8) or --no-quantized")
+    return () if no_quantized else check_quantized(DEFAULT_QUANTIZED if quantized is None else quantized)
 
 
 def check_quantized(quantized) -> tuple[str, ...]:

@@ -34,7 +34,7 @@ from edgebert.select.quality import write_table
 from edgebert.train.config import TRAIN_CONFIG_FILE, TrainConfig, trained_folder_proof
 from edgebert.train.data import BUILTIN, DataSet, check_labels, hash_split, load_data
 from edgebert.train.distill import depth_step, teacher_step, width_step
-from edgebert.train.evaluate import measure, measure_quantized
+from edgebert.train.evaluate import measure, score_quantized
 from edgebert.train.exits import EXITS_FILE, RomeBert, deebert_step, exit_table, freeze_backbone
 from edgebert.train.loop import peak_rss_mb, prepare_work, run_stage, save_stage
 
@@ -197,15 +197,9 @@ def _finish(cfg, final, teacher, dev, src, work, log, progress) -> None:
     table = measure(final, dev, load_tokenizer(src), specs, seq_len=cfg.seq_len, progress=progress)
     log["quality_seconds"] = round(time.perf_counter() - t0, 1)
     if cfg.quantized:  # the artifacts' own dev scores per precision (issue 16 item 4); --no-quantized skips
-        t0 = time.perf_counter()
-        failed = measure_quantized(
-            final, dev, load_tokenizer(src), table, cfg.quantized, specs, seq_len=cfg.seq_len, progress=progress
+        log["quantized_quality"] = score_quantized(
+            final, dev, load_tokenizer(src), table, cfg.quantized, specs, cfg.seq_len, progress
         )
-        log["quantized_quality"] = {
-            "scored": list(cfg.quantized),
-            "seconds": round(time.perf_counter() - t0, 1),
-            "failed": failed,
-        }
     exits = exit_table(final, dev, load_tokenizer(src), specs, seq_len=cfg.seq_len) if cfg.exits else None
     log["peak_rss_mb"] = round(max(log.get("peak_rss_mb", 0), peak_rss_mb()), 1)
     with atomic_dir(Path(cfg.out), force=True, proof=trained_folder_proof) as tmp:

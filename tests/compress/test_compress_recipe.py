@@ -39,6 +39,7 @@ def _flags(tmp_path, model_dir, data, out="out"):
         "4",
         "--lr",
         "1e-3",
+        "--no-quantized",  # two ONNX conversions per sub-network: tested once, below
     ]
 
 
@@ -121,3 +122,19 @@ def test_a_sentence_encoder_is_scored_against_the_uncompressed_model(tmp_path):
     q = json.loads((tmp_path / "o" / COMPRESSION_FILE).read_text())["quality"]
     assert q["metric"] == "cosine_fidelity" and q["before"]["w1-d1"] == 1.0
     assert 0.5 < q["after"]["w1-d1"] < 1.0  # fidelity to the uncompressed encoder, not to itself
+
+
+def test_compress_scores_the_compressed_artifacts_per_precision_as_train_does(setup, capsys):
+    """The selector's int8 candidates of a compressed variant are then measured, not derived (issue 16 item 4)."""
+    tmp_path, model_dir, data = setup
+    argv = _flags(tmp_path, model_dir, data) + ["--embedding-rank", "16", "--widths", "1", "--depths", "1"]
+    argv[argv.index("--no-quantized")] = "--quantized=onnx/int8"
+    assert main(argv) == 0, capsys.readouterr().err
+    row = json.loads((tmp_path / "out" / QUALITY_FILE).read_text())["w1-d1"]
+    scored = row["precisions"]["onnx/int8"]
+    assert (scored["format"], scored["precision"], scored["metric"]) == ("onnx", "int8", row["metric"])
+    assert 0.0 <= scored["score"] <= 1.0 and scored["n"] == row["n"]
+    log = json.loads((tmp_path / "out" / "training.json").read_text())["quantized_quality"]
+    assert log["scored"] == ["onnx/int8"] and log["failed"] == []
+    assert main(_flags(tmp_path, model_dir, data, "o2") + ["--quantized", "onnx/int8"]) == 2  # with --no-quantized
+    assert "give one of them, not both" in capsys.readouterr().err

@@ -52,7 +52,7 @@ def test_compress_prunes_in_steps_resumes_and_the_result_exports_with_parity(tmp
     kw = dict(
         data=str(sentiment_csv(tmp_path / "train.csv")), out=str(tmp_path / "p"), model=str(model_dir),
         batch_size=16, seq_len=16, max_steps=6, lr=1e-3, checkpoint_every=1, rewire_texts=32,
-        prune=0.6, prune_steps=3, embedding_rank=16, widths=(0.5, 1.0), depths=(0.5, 1.0),
+        prune=0.6, prune_steps=3, embedding_rank=16, widths=(0.5, 1.0), depths=(0.5, 1.0), no_quantized=True,
     )  # fmt: skip
     with pytest.raises(KeyboardInterrupt):  # in step 1's distillation: step 1 then finishes on --resume
         compress(CompressConfig(**kw), progress=False, _stop_at=("depth", 1))
