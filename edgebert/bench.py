@@ -195,6 +195,18 @@ class BenchRequest:
     def __post_init__(self):
         _seconds("--cooldown", self.cooldown_s)
 
+    def config(self, threads: int, seq_len: int, signature: str | None = None) -> BenchConfig:
+        """How one artifact (or one format's segments) is timed under this request."""
+        return BenchConfig(
+            threads=threads,
+            runs=self.runs,
+            warmup=self.warmup,
+            seq_len=seq_len,
+            timeout_s=self.timeout_s,
+            sustained_s=self.sustained_s,
+            signature=signature,
+        )
+
 
 def _unsupported(target: Target, fmt: str, options: RunnerOptions) -> str | None:
     """Why this target cannot measure this format (None: it can)."""
@@ -246,15 +258,7 @@ def bench_folder(req: BenchRequest, progress: bool = True) -> dict:
     for k, (a, _) in enumerate(
         tqdm(plan, desc=f"bench on {req.target.uri}", unit="artifact", disable=not progress, leave=False)
     ):
-        config = BenchConfig(
-            threads=threads,
-            runs=req.runs,
-            warmup=req.warmup,
-            seq_len=a["seq_len"],
-            timeout_s=req.timeout_s,
-            sustained_s=req.sustained_s,
-            signature=_own_signature(a),
-        )
+        config = req.config(threads, a["seq_len"], _own_signature(a))
         cooldown = req.cooldown_s if k else 0.0  # the first artifact follows whatever ran before edgebert
         time.sleep(cooldown)
         result = run_bench(req.target, folder / a["file"], config, options)
@@ -287,14 +291,7 @@ def _bench_segments(req: BenchRequest, folder: Path, manifest: dict, threads: in
         return []
     fmts = [f for f in section["files"] if req.formats is None or f in req.formats]
     _check_files(folder, [f for fmt in fmts for f in section["files"][fmt]])
-    config = BenchConfig(
-        threads=threads,
-        runs=req.runs,
-        warmup=req.warmup,
-        seq_len=section["seq_len"],
-        timeout_s=req.timeout_s,
-        sustained_s=req.sustained_s,
-    )
+    config = req.config(threads, section["seq_len"])
     out = []
     for fmt in fmts:
         why = segments_unsupported(req.target, fmt, options)
