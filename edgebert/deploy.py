@@ -142,15 +142,11 @@ def check_fallback_budget(entry: dict, budget: Budget) -> None:
     if entry["precision"] == requested:
         return
     over = []
-    lat, mem = entry["latency"]["predicted"], entry["memory"]["predicted"]
-    if lat and lat["value"] * (1 + lat["error_p90"]) > budget.latency_ms:
-        over.append(
-            f"predicted latency p90 bound {lat['value'] * (1 + lat['error_p90']):.3g} ms > budget {budget.latency_ms:g} ms"
-        )
-    if mem and budget.memory_mb is not None and mem["value"] * (1 + mem["error_p90"]) > budget.memory_mb:
-        over.append(
-            f"predicted memory p90 bound {mem['value'] * (1 + mem['error_p90']):.3g} MB > limit {budget.memory_mb:g} MB"
-        )
+    for kind, limit, words in (("latency", budget.latency_ms, "budget"), ("memory", budget.memory_mb, "limit")):
+        pred = entry[kind]["predicted"]  # the manifest's form of select.latency.Prediction
+        if pred and pred["value"] * (1 + pred["error_p90"]) > limit:  # Prediction.upper, as select.judge uses
+            bound = pred["value"] * (1 + pred["error_p90"])
+            over.append(f"predicted {kind} p90 bound {bound:.3g} {pred['unit']} > {words} {limit:g} {pred['unit']}")
     entry["budget_check"] = {
         "precision": entry["precision"],
         "selected_precision": requested,
