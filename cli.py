@@ -431,6 +431,21 @@ def calibrate(as_json, **kw):
     "bare: joint, self-distilled) or deebert (exits after the backbone, which is frozen)",
 )
 @click.option(
+    "--exit-pool",
+    type=click.Choice(("mean", "cls")),
+    default="mean",
+    show_default=True,
+    help="what the exit heads classify: the tokens' mean (mean) or the [CLS] state (cls, as the final head)",
+)
+@click.option(
+    "--exit-lr-scale",
+    type=float,
+    default=10.0,
+    show_default=True,
+    metavar="X",
+    help="the exit heads' learning rate as a multiple of --lr (they start as copies of the final head)",
+)
+@click.option(
     "--quantized",
     help="after training, also convert every sub-network as FORMAT/PRECISION or FORMAT/RECIPE and score it on "
     "the dev set in its runtime, for the selector (default: onnx/int8,onnx/fp16; e.g. add tflite/int8)",

@@ -56,7 +56,7 @@ class _First(nn.Module):
     def forward(self, input_ids, attention_mask, token_type_ids):
         x = self.embeddings(input_ids, token_type_ids)
         x = self.layer(x, _bias(attention_mask, x.dtype))
-        return self.exit(x) if self.last else (x, self.exit(x))
+        return self.exit(x) if self.last else (x, self.exit(x, attention_mask))
 
 
 class _Next(nn.Module):
@@ -68,7 +68,7 @@ class _Next(nn.Module):
 
     def forward(self, hidden, attention_mask):
         x = self.layer(hidden, _bias(attention_mask, hidden.dtype))
-        return self.exit(x) if self.last else (x, self.exit(x))
+        return self.exit(x) if self.last else (x, self.exit(x, attention_mask))
 
 
 def build_segments(model: Bert) -> tuple[list[nn.Module], list[tuple[tuple, tuple]]]:

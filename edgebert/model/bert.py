@@ -106,20 +106,25 @@ class Layer(nn.Module):
         return self.ffn(self.attention(x, mask_bias, head_mask, heads), width)
 
 
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    m = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+
 class ClassifierHead(nn.Module):
-    def __init__(self, c: BertConfig):
+    """pooler + classifier on the [CLS] state (pool="cls", BERT's head) or on the tokens' mean (pool="mean",
+    an exit head of a model with exit_pool "mean"; it needs the attention mask)."""
+
+    def __init__(self, c: BertConfig, pool: str = "cls"):
         super().__init__()
+        self.pool = pool
         self.pooler = nn.Linear(c.hidden_size, c.hidden_size)
         self.drop = nn.Dropout(c.hidden_dropout)
         self.classifier = nn.Linear(c.hidden_size, c.num_labels)
 
-    def forward(self, hidden):
-        return self.classifier(self.drop(torch.tanh(self.pooler(hidden[:, 0]))))
-
-
-def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    m = attention_mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+    def forward(self, hidden, attention_mask=None):
+        first = hidden[:, 0] if self.pool == "cls" else mean_pool(hidden, attention_mask)
+        return self.classifier(self.drop(torch.tanh(self.pooler(first))))
 
 
 class Bert(nn.Module):
@@ -133,7 +138,7 @@ class Bert(nn.Module):
         self.head = ClassifierHead(config) if config.task == "classification" else None
         # Early exit: exits[i] classifies after layer i; the last layer's exit is `head` (model/exits.py).
         if config.exits:
-            self.exits = nn.ModuleList(ClassifierHead(config) for _ in range(config.num_layers - 1))
+            self.exits = nn.ModuleList(ClassifierHead(config, config.exit_pool) for _ in range(config.num_layers - 1))
 
     @property
     def output_name(self) -> str:

@@ -9,9 +9,10 @@ from dataclasses import asdict, dataclass, field
 
 from edgebert.errors import ModelError
 
-__all__ = ["BertConfig", "FORMAT_VERSION", "is_factorised"]
+__all__ = ["BertConfig", "EXIT_POOLS", "FORMAT_VERSION", "is_factorised"]
 
 FORMAT_VERSION = 1
+EXIT_POOLS = ("cls", "mean")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,10 @@ class BertConfig:
     source_layers: tuple[int, ...] = ()
     # Early exit (issue 14): an internal classifier after every layer but the last (model/exits.py).
     exits: bool = False
+    # What an exit head (not the final head) classifies: "cls" reads the [CLS] token as the final head does,
+    # "mean" the mask-weighted mean of the tokens. Sentence encoders such as MiniLM are trained to mean-pool,
+    # and their [CLS] state carries little before the last layers (benchmarks/exit_signal.py).
+    exit_pool: str = "cls"
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
@@ -74,6 +79,8 @@ class BertConfig:
                 raise ModelError(f"{name} must be 0 (dense) or 1..{self.hidden_size} (the full rank), got {rank!r}")
         if self.exits and self.task != "classification":
             raise ModelError("exit heads are classifiers: a model with exits needs task 'classification'")
+        if self.exit_pool not in EXIT_POOLS:
+            raise ModelError(f"exit_pool must be one of {', '.join(EXIT_POOLS)}, got {_short(self.exit_pool)}")
 
     @property
     def num_layers(self) -> int:

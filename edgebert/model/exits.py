@@ -26,14 +26,15 @@ def has_exits(model: Bert) -> bool:
     return bool(model.config.exits)
 
 
-def with_exits(model: Bert) -> Bert:
-    """A copy of classifier `model` with exit heads, each initialised from the final head: a head that
-    already separates the classes at layer L is a better start than noise at every earlier layer."""
+def with_exits(model: Bert, pool: str = "cls") -> Bert:
+    """A copy of classifier `model` with exit heads reading `pool` ("cls" or "mean", BertConfig.exit_pool),
+    each initialised from the final head: a head that already separates the classes at layer L is a better
+    start than noise at every earlier layer."""
     if model.config.task != "classification":
         raise ModelError("early exits need a classifier; train with --task classification")
     if has_exits(model):
         return model
-    new = Bert(replace(model.config, exits=True))
+    new = Bert(replace(model.config, exits=True, exit_pool=pool))
     state = dict(model.state_dict())
     head = {k[len("head.") :]: v for k, v in state.items() if k.startswith("head.")}
     for i in range(model.config.num_layers - 1):
@@ -53,18 +54,20 @@ def exit_state(model: Bert, kept: list[int]) -> dict[str, torch.Tensor]:
     return state
 
 
-def layer_exit_logits(model: Bert, states: list, layers: list[int]) -> list[torch.Tensor]:
+def layer_exit_logits(model: Bert, states: list, layers: list[int], attention_mask) -> list[torch.Tensor]:
     """Logits of every exit of a (sub-)network: states[k+1] is the output of kept layer layers[k]."""
     if not has_exits(model):
         raise ModelError("this model has no exit heads; train it with `edgebert train --exits`")
-    outs = [model.exits[i](h) for h, i in zip(states[1:-1], layers[:-1])]
+    outs = [model.exits[i](h, attention_mask) for h, i in zip(states[1:-1], layers[:-1])]
     return outs + [model.head(states[-1])]
 
 
 def exit_logits(model: Bert, input_ids, attention_mask=None, token_type_ids=None) -> list[torch.Tensor]:
     """Logits at every exit, layer 1 first; the last equals model(...)."""
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
     states = model.encode(input_ids, attention_mask, token_type_ids)
-    return layer_exit_logits(model, states, list(range(model.config.num_layers)))
+    return layer_exit_logits(model, states, list(range(model.config.num_layers)), attention_mask)
 
 
 def dynamic_exit_logits(model: Bert, batch: dict, spec: SubnetSpec) -> tuple[list[torch.Tensor], list, list[int]]:
@@ -72,4 +75,4 @@ def dynamic_exit_logits(model: Bert, batch: dict, spec: SubnetSpec) -> tuple[lis
     states, layers = dynamic_encode(
         model, batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"), spec
     )
-    return layer_exit_logits(model, states, layers), states, layers
+    return layer_exit_logits(model, states, layers, batch["attention_mask"]), states, layers

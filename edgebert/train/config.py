@@ -8,6 +8,7 @@ from pathlib import Path
 from edgebert.errors import UsageError
 from edgebert.export.atomic import unlisted
 from edgebert.model.bert import CONFIG_FILE, WEIGHTS_FILE
+from edgebert.model.config import EXIT_POOLS
 from edgebert.model.spec import DEPTHS, WIDTHS, SubnetSpec
 from edgebert.model.tokenizer import TOKENIZER_FILES
 from edgebert.select.quality import QUALITY_FILE
@@ -71,6 +72,12 @@ class TrainConfig:
     exits: str | None = None
     exit_kd_weight: float = 0.5  # RomeBERT's gamma: share of each exit's loss that is self-distillation
     exit_temperature: float = 2.0  # RomeBERT's distillation temperature T
+    # What the exit heads read (BertConfig.exit_pool): "mean" (the tokens' mean: MiniLM's [CLS] state carries
+    # little before its last layers, benchmarks/exit_signal.py) or "cls" (DeeBERT's and RomeBERT's heads).
+    exit_pool: str = "mean"
+    # The exit heads' learning rate as a multiple of --lr: they start as copies of the final head (made for
+    # the last layer's [CLS]) and must move far, while the backbone must stay near its distilled weights.
+    exit_lr_scale: float = 10.0
     # Sandwich rule (issue 17, BigNAS/OFA) in the width+depth stage: the largest and smallest sub-networks of
     # the per-layer search space and N random ones per step, instead of DynaBERT's grid (0: the grid).
     sandwich: int = 0
@@ -103,6 +110,12 @@ class TrainConfig:
             raise UsageError("--exits trains classifiers at every layer; it needs --task classification")
         if not (0.0 <= self.exit_kd_weight <= 1.0) or self.exit_temperature <= 0:
             raise UsageError("exit_kd_weight must be in [0, 1] and exit_temperature > 0")
+        if self.exit_pool not in EXIT_POOLS:
+            raise UsageError(f"--exit-pool must be one of {', '.join(EXIT_POOLS)}, got {self.exit_pool!r}")
+        if isinstance(self.exit_lr_scale, bool) or not isinstance(self.exit_lr_scale, (int, float)):
+            raise UsageError(f"--exit-lr-scale must be a number > 0, got {self.exit_lr_scale!r}")
+        if self.exit_lr_scale <= 0:
+            raise UsageError(f"--exit-lr-scale must be > 0, got {self.exit_lr_scale!r}")
         if isinstance(self.sandwich, bool) or not isinstance(self.sandwich, int) or self.sandwich < 0:
             raise UsageError(
                 f"--sandwich takes a count of random configurations per step (>= 0), got {self.sandwich!r}"

@@ -35,9 +35,9 @@ __all__ = ["EXIT_MODES", "EXITS_FILE", "RomeBert", "deebert_step", "freeze_backb
 EXITS_FILE = "exits.json"
 
 
-def _internal(model: Bert, states, layers) -> list[torch.Tensor]:
+def _internal(model: Bert, states, layers, attention_mask) -> list[torch.Tensor]:
     """Logits of the exits before the last kept layer (the last one is the sub-network's output)."""
-    return layer_exit_logits(model, states, layers)[:-1]
+    return layer_exit_logits(model, states, layers, attention_mask)[:-1]
 
 
 class RomeBert:
@@ -46,19 +46,20 @@ class RomeBert:
     def __init__(self, gamma: float = 0.5, temperature: float = 2.0):
         self.gamma, self.temperature = gamma, temperature
 
-    def losses(self, model: Bert, out, states, layers, labels) -> tuple[torch.Tensor, torch.Tensor]:
+    def losses(self, model: Bert, out, states, layers, batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(sum of the exits' CE terms, sum of their distillation terms) for one sub-network."""
         t = self.temperature
         teacher = F.softmax(out.detach() / t, -1)
         ce, kd = out.new_zeros(()), out.new_zeros(())
-        for z in _internal(model, states, layers):
+        labels = batch["labels"]
+        for z in _internal(model, states, layers, batch["attention_mask"]):
             ce = ce + (1 - self.gamma) * F.cross_entropy(z, labels)
             kd = kd + self.gamma * t * t * F.kl_div(F.log_softmax(z / t, -1), teacher, reduction="batchmean")
         return ce, kd
 
     def backward(self, acc, model: Bert, main_loss, out, states, layers, batch) -> float:
         """Accumulate d(main + CE)/dw plus the GR-projected d(KD)/dw into .grad; returns the total loss."""
-        ce, kd = self.losses(model, out, states, layers, batch["labels"])
+        ce, kd = self.losses(model, out, states, layers, batch)
         params = [p for p in model.parameters() if p.requires_grad]
         task = main_loss + ce
         g_task = torch.autograd.grad(task, params, retain_graph=True, allow_unused=True)
@@ -91,7 +92,7 @@ def deebert_step(cfg, acc):
                     states, layers = dynamic_encode(
                         student, batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], SubnetSpec(w, d)
                     )
-                logits = _internal(student, states, layers)
+                logits = _internal(student, states, layers, batch["attention_mask"])
                 if not logits:  # a one-layer sub-network has no internal exit
                     continue
                 loss = sum(F.cross_entropy(z, batch["labels"]) for z in logits)
@@ -126,7 +127,8 @@ def exit_table(model: Bert, data: DataSet, tokenizer, specs, *, seq_len: int = 1
         per_exit = None
         for b in batches:
             states = sub.encode(b["input_ids"], b["attention_mask"], b["token_type_ids"])
-            preds = [z.argmax(-1) for z in layer_exit_logits(sub, states, list(range(sub.config.num_layers)))]
+            kept = list(range(sub.config.num_layers))
+            preds = [z.argmax(-1) for z in layer_exit_logits(sub, states, kept, b["attention_mask"])]
             per_exit = preds if per_exit is None else [torch.cat([a, p]) for a, p in zip(per_exit, preds)]
         table[spec.key] = {
             "exit_accuracy": [round(float((p == gold).float().mean()), 6) for p in per_exit],

@@ -93,11 +93,21 @@ class _CtrlC:
 
 
 def _optimizer(model: Bert, cfg: "TrainConfig", total: int):
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1 and "norm" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim > 1 and "norm" not in n)]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
-    )
+    """AdamW: no weight decay on biases and norms; exit heads (train/exits.py) at lr x cfg.exit_lr_scale."""
+    groups = {}
+    for n, p in model.named_parameters():
+        decays = p.ndim > 1 and "norm" not in n
+        exit_head = n.startswith("exits.")
+        group = groups.setdefault(
+            (decays, exit_head),
+            {
+                "params": [],
+                "weight_decay": cfg.weight_decay if decays else 0.0,
+                "lr": cfg.lr * (cfg.exit_lr_scale if exit_head else 1.0),
+            },
+        )
+        group["params"].append(p)
+    opt = torch.optim.AdamW(list(groups.values()), lr=cfg.lr)
     warm = max(1, int(cfg.warmup * total))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm))

@@ -163,7 +163,7 @@ def train(args: TrainConfig, progress: bool = True, *, _stop_at: tuple[str, int]
     if (work / "width").exists():
         width_model = load_model(work / "width")
     else:
-        student = with_exits(_copy(rewired)) if rome else _copy(rewired)
+        student = with_exits(_copy(rewired), cfg.exit_pool) if rome else _copy(rewired)
         width_model = run_stage("width", student, rewired, width_step(cfg, acc, rome), labels=labels, **common)
         save_stage(acc, width_model, work / "width")
     if cfg.exits == "deebert" and (work / "depth").exists():
@@ -173,7 +173,7 @@ def train(args: TrainConfig, progress: bool = True, *, _stop_at: tuple[str, int]
     if cfg.exits == "deebert":
         if not (work / "depth").exists():
             save_stage(acc, final, work / "depth")
-        student = freeze_backbone(with_exits(final))
+        student = freeze_backbone(with_exits(final, cfg.exit_pool))
         final = run_stage("exits", student, None, deebert_step(cfg, acc), labels=labels, **common)
         final.requires_grad_(True)
     out = Path(cfg.out)

@@ -26,7 +26,7 @@ def _exit_model_dir(path, layers=2):
     base = make_tiny_model(
         task="classification", num_labels=2, labels=("neg", "pos"), heads=(3,) * layers, ffn=(70,) * layers
     )
-    model = with_exits(base)
+    model = with_exits(base, "mean")  # what `edgebert train --exits` makes by default
     with torch.no_grad():  # exits that differ from the final head, so a wrong wiring shows
         for p in model.exits.parameters():
             p.add_(0.3 * torch.randn_like(p))

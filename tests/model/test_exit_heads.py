@@ -12,10 +12,10 @@ from edgebert.model.slicing import slice_model
 from edgebert.model.spec import SubnetSpec
 
 
-@pytest.fixture
-def exit_model():
+@pytest.fixture(params=["cls", "mean"])
+def exit_model(request):
     base = make_tiny_model(task="classification", num_labels=2, labels=("neg", "pos"))
-    model = with_exits(base).eval()
+    model = with_exits(base, request.param).eval()
     with torch.no_grad():  # make the exits differ from the head they were copied from
         for p in model.exits.parameters():
             p.add_(0.05 * torch.randn_like(p))
@@ -75,3 +75,28 @@ def test_models_without_exits_are_unchanged():
         exit_logits(base, torch.ones(1, 4, dtype=torch.long))
     with pytest.raises(ModelError, match="classifier"):
         with_exits(make_tiny_model())
+
+
+def test_mean_pool_exits_read_only_the_real_tokens():
+    """A mean-pooling exit averages the unpadded tokens: a padded sentence gets the logits it gets alone,
+    and they equal pooler + classifier on that mean computed by hand (a head ignoring the mask would not)."""
+    base = make_tiny_model(task="classification", num_labels=2, labels=("neg", "pos"))
+    model = with_exits(base, "mean").eval()
+    assert model.config.exit_pool == "mean" and model.exits[0].pool == "mean" and model.head.pool == "cls"
+    ids, mask = _ids()
+    with torch.no_grad():
+        padded = exit_logits(model, ids, mask)
+        alone = exit_logits(model, ids[1:2, :7], mask[1:2, :7])
+        for a, b in zip(padded[:-1], alone[:-1]):
+            assert torch.allclose(a[1], b[0], atol=1e-5)
+        h = model.encode(ids, mask)[1]
+        mean = h[1, :7].mean(0, keepdim=True)
+        head = model.exits[0]
+        assert torch.allclose(padded[0][1:2], head.classifier(torch.tanh(head.pooler(mean))), atol=1e-5)
+        assert not torch.allclose(padded[0][1:2], head.classifier(torch.tanh(head.pooler(h[1:2].mean(1)))), atol=1e-4)
+
+
+def test_exit_pool_is_checked():
+    base = make_tiny_model(task="classification", num_labels=2, labels=("neg", "pos"))
+    with pytest.raises(ModelError, match="exit_pool must be one of cls, mean"):
+        with_exits(base, "max")

@@ -88,7 +88,7 @@ def test_gradient_regularisation_projects_conflicts():
         states = model.encode(ids)
         out = model.head(states[-1])
         main_loss = torch.nn.functional.cross_entropy(out, batch["labels"])
-        ce, kd = rome.losses(model, out, states, list(range(3)), batch["labels"])
+        ce, kd = rome.losses(model, out, states, list(range(3)), batch)
         params = list(model.parameters())
         g_task = torch.autograd.grad(main_loss + ce, params, retain_graph=True, allow_unused=True)
 
@@ -122,6 +122,33 @@ def test_cli_bare_exits_means_romebert(monkeypatch):
     assert main(["train", "--data", "d.csv", "--out", "o"]) == 0
     assert [c.exits for c in seen] == ["romebert", "deebert", None]
     assert main(["train", "--data", "d.csv", "--out", "o", "--exits", "pabee"]) == 2
+    assert [(c.exit_pool, c.exit_lr_scale) for c in seen] == [("mean", 10.0)] * 3
+    assert main(["train", "--data", "d.csv", "--out", "o", "--exits", "--exit-pool", "cls"]) == 0
+    assert main(["train", "--data", "d.csv", "--out", "o", "--exits", "--exit-lr-scale", "3"]) == 0
+    assert (seen[-2].exit_pool, seen[-1].exit_lr_scale) == ("cls", 3.0)
+    assert main(["train", "--data", "d.csv", "--out", "o", "--exits", "--exit-pool", "max"]) == 2
+    assert main(["train", "--data", "d.csv", "--out", "o", "--exits", "--exit-lr-scale", "0"]) == 2
+
+
+def test_trained_exits_pool_as_asked(trained):
+    """The default --exit-pool mean is what the saved model's exit heads do (and the final head still reads
+    [CLS], so the plain export is unchanged)."""
+    model = load_model(trained["romebert"])
+    assert model.config.exit_pool == "mean" and {h.pool for h in model.exits} == {"mean"}
+    assert model.head.pool == "cls"
+
+
+def test_exit_heads_learn_at_their_own_rate():
+    """The optimizer puts the exit heads at lr x exit_lr_scale and everything else at lr."""
+    from edgebert.train.loop import _optimizer
+
+    model = with_exits(make_tiny_model(task="classification", num_labels=2, labels=("neg", "pos")), "mean")
+    cfg = TrainConfig(data="d", out="o", lr=2e-4, exit_lr_scale=5.0, exits="romebert", task="classification")
+    opt, _ = _optimizer(model, cfg, total=10)
+    rate = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    for name, p in model.named_parameters():
+        assert rate[id(p)] == pytest.approx(1e-3 if name.startswith("exits.") else 2e-4), name
+    assert len(rate) == len(list(model.parameters()))
 
 
 def test_exit_model_without_exit_flag_is_plain(trained):
