@@ -125,9 +125,9 @@ def measured_quality(
         if i in got:
             c = dataclasses.replace(c, quality=got[i][0], quality_source=got[i][1])
         elif c.precision != "fp32" and c.quality is not None:
-            c = _derived(
-                c, drops, "it does not fit the budget" if not fits[i] else f"its fp32 figure is below {best:.4f}"
-            )
+            below = quantized is not None and best > float("-inf")  # else nothing measured stopped the measuring
+            why = f"its fp32 figure is below {best:.4f}" if below else "no quantized figure is measured for it"
+            c = _derived(c, drops, "it does not fit the budget" if not fits[i] else why)
         out.append(c)
     return out
 

@@ -8,6 +8,7 @@ Every candidate considered is kept with why it fits or does not, for the report.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from edgebert.errors import BudgetError, SpecError
@@ -17,7 +18,7 @@ from edgebert.select.costs import costs
 from edgebert.select.latency import Prediction
 from edgebert.select.profiles import DeviceProfile
 
-__all__ = ["Candidate", "Verdict", "Selection", "enumerate_candidates", "judge", "select"]
+__all__ = ["Candidate", "Verdict", "Selection", "enumerate_candidates", "judge", "select", "round_up"]
 
 
 @dataclass(frozen=True)
@@ -189,10 +190,10 @@ def _nothing_fits(verdicts: list[Verdict], budget_ms: float, memory_mb: float | 
     mem = fastest.memory
     relax = []
     if lat > budget_ms:
-        relax.append(f"a --budget of at least {_round_up(lat)} ms")
+        relax.append(f"a --budget of at least {round_up(lat)} ms")
     if memory_mb is not None and mem is not None and (mem.upper if margin else mem.value) > memory_mb:
         smallest = min((c.memory.upper if margin else c.memory.value) for c in known if c.memory is not None)
-        relax.append(f"a --memory of at least {_round_up(smallest)} MB")
+        relax.append(f"a --memory of at least {round_up(smallest)} MB")
     relax.append("a shorter --seq-len, more threads or other --formats/precisions")
     limits = f"{budget_ms:g} ms" + (f" and {memory_mb:g} MB" if memory_mb is not None else "")
     err = BudgetError(
@@ -205,5 +206,12 @@ def _nothing_fits(verdicts: list[Verdict], budget_ms: float, memory_mb: float | 
     return err
 
 
-def _round_up(x: float) -> str:
-    return f"{x:.2g}" if x < 10 else str(int(-(-x // 1)))
+def round_up(x: float) -> str:
+    """`x` rounded up (two significant figures below 10, a whole number above): a limit of this value holds `x`.
+    (`f"{x:.2g}"` rounded 0.2747 to 0.27, a --memory that the advice's own candidate then did not fit.)"""
+    if x >= 10:
+        return str(math.ceil(x))
+    if x <= 0:
+        return "0"
+    step = 10.0 ** (math.floor(math.log10(x)) - 1)
+    return f"{round(math.ceil(round(x / step, 6)) * step, 12):g}"
