@@ -91,6 +91,9 @@ def gated(convert_and_verify, sub, tokenizer, conv, acfg: ArtifactConfig, folder
         )
         tried.append({"recipe": recipe, "precision": one.precision, **q, "passed": ok, "why": why})
         if ok:
+            # What was asked for (the selector's pick), not this recipe's precision: deploy.check_fallback_budget
+            # judges a fallback's budgets again only where the two differ.
+            entry["requested_precision"] = acfg.precision
             entry["quality_gate"] = {"max_drop": max_drop, "max_drop_given": words, "tried": tried, "chosen": recipe}
             failed = [t for t in tried if not t["passed"]]
             if failed:

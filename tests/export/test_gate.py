@@ -84,6 +84,7 @@ def test_a_format_without_keep_ends_says_so_and_goes_to_fp16(monkeypatch, tmp_pa
     tried = entry["quality_gate"]["tried"]
     assert [t["recipe"] for t in tried] == ["int8", "int8-keep-ends", "fp16"]
     assert "cannot write" in tried[1]["why"] and entry["quality_gate"]["chosen"] == "fp16"
+    assert entry["requested_precision"] == "int8"  # so export --device judges the fp16 file's budgets again
     assert any("fell back to fp16" in n for n in entry["notes"])
 
 
