@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, replace
 
 from edgebert.bench import MeasureSettings, target_measurer
+from edgebert.errors import BudgetError
 from edgebert.export.pipeline import ExportConfig, export
 from edgebert.export.report import write_report
 from edgebert.export.runtimes import APP_RUNTIMES, formats_for, profile_runtime
@@ -23,6 +24,7 @@ from edgebert.select.exit_evidence import DevExitLogits
 from edgebert.select.profiles import DeviceProfile
 from edgebert.select.quality import quality_for
 from edgebert.select.quantized import QuantizedQuality
+from edgebert.select.ranks import rank_selection
 from edgebert.select.variants import choose_variant, find_variants, variants_section
 
 __all__ = ["DeviceExport", "device_export"]
@@ -162,29 +164,25 @@ def check_fallback_budget(entry: dict, budget: Budget) -> None:
 
 def _grid_selection(req: DeviceExport, loaded: Loaded, threads: int, loadable, early_exit, progress: bool):
     """(the model to export, the chosen candidate, the manifest's `selection`) over the width x depth x format x
-    precision grid of the model and of each compressed variant in its folder (select/variants.py)."""
+    precision grid of the model and of each compressed variant in its folder (select/variants.py); with no
+    variant there and nothing fitting, over untrained SVD ranks of its embedding table (select/ranks.py)."""
+
+    def choose_config(config, quality: dict, quantized=None, exits=None):
+        args = (req.profile, req.budget, quality, req.formats, req.quantize, req.seq_len, threads, quantized)
+        return choose(config, *args, loadable=loadable, exits=exits, budget_on=req.budget_on)
 
     def choose_one(one: Loaded):
         quality, _ = quality_for(one, progress)
         quantized = QuantizedQuality(one, quality, progress)  # int8/fp16 figures, measured as the selector asks
-        return choose(
-            one.full.config,
-            req.profile,
-            req.budget,
-            quality,
-            req.formats,
-            req.quantize,
-            req.seq_len,
-            threads,
-            quantized,
-            loadable=loadable,
-            exits=_exit_evidence(one, early_exit, req.seq_len, progress),
-            budget_on=req.budget_on,
-        )
+        exits = _exit_evidence(one, early_exit, req.seq_len, progress)
+        return choose_config(one.full.config, quality, quantized, exits)
 
     variants, left_out = find_variants(loaded)
     if len(variants) == 1 and not left_out:
-        selection = choose_one(loaded)
+        try:
+            selection = choose_one(loaded)
+        except BudgetError as nothing:  # no compressed variant to fall back on: untrained embedding ranks
+            return rank_selection(loaded, choose_config, req.budget, nothing, progress)
         return loaded, selection.chosen, selection_section(selection, quality_for(loaded, progress)[1])
     chosen, selection = choose_variant(variants, choose_one, req.budget)
     sources = "; ".join(f"{v.name}: {quality_for(v.loaded, progress)[1]}" for v in variants)

@@ -208,6 +208,7 @@ def export_summary(manifest: dict, out: str) -> dict:
         "budget": manifest.get("budget"),
         "artifacts": arts,
         "measurement_failures": measurement_failures(manifest),
+        "embedding_rank": (manifest.get("selection") or {}).get("embedding_rank"),  # untrained SVD (select/ranks.py)
     }
 
 
@@ -246,6 +247,8 @@ def format_export_summary(s: dict) -> str:
             f"device {s['device']}: budget {b['latency_ms']:g} ms p50, {b['memory_mb']:g} MB, "
             f"{b['threads']} threads, seq {b['seq_len']} (report: {s['out']}/report.md)"
         )
+    if s.get("embedding_rank"):
+        lines.append(f"note: {s['embedding_rank']['says']}")
     lines.append(
         f"{'file':<18}{'precision':<10}{'size MB':>9}{'max|diff|':>11}{'cosine':>9}"
         f"{'p50 ms measured':>17}{'p50 ms predicted':>18}  measured where"

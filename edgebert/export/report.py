@@ -73,8 +73,9 @@ def _candidate_rows(cands: list[dict], limit: int = 25) -> list[str]:
     ]
     ordered = sorted(cands, key=lambda c: (-c["quality"], c["predicted_latency_ms"]))
     for c in ordered[:limit]:
+        spec = f"{c['variant']} {c['spec']}" if c.get("variant") else c["spec"]  # a compressed variant's, or a rank's
         rows.append(
-            f"| {c['spec']} | {c['format']} | {c['precision']} | {_exit_text(c.get('early_exit'))} | "
+            f"| {spec} | {c['format']} | {c['precision']} | {_exit_text(c.get('early_exit'))} | "
             f"{c['predicted_latency_ms']:.2f} | "
             f"{c['predicted_memory_mb']:.1f} | {c['quality']:.4f} | {'yes' if c['fits'] else c.get('why', 'no')} |"
         )
@@ -162,6 +163,7 @@ def write_report(manifest: dict, folder: Path) -> Path:
         f"{ch['predicted_memory_mb']:.1f} MB, quality {ch['quality']:.4f}.",
         "",
         f"Why: {sel['why']}",
+        *([f"**Untrained embedding rank:** {sel['embedding_rank']['says']}.", ""] if sel.get("embedding_rank") else []),
         *(
             [
                 f"Early exit: {_exit_text(ch['early_exit'])} (exits taken on {ch['early_exit']['latency']['histogram_from']})"

@@ -40,12 +40,13 @@ def proxy_texts() -> list[str]:
 
 
 def proxy_quality(
-    model, tokenizer, texts: list[str], specs, seq_len: int = 128, batch_size: int = 32
+    model, tokenizer, texts: list[str], specs, seq_len: int = 128, batch_size: int = 32, reference=None
 ) -> dict[str, tuple[float, str]]:
     """Mean cosine between each sub-network's and the full model's mean-pooled embeddings.
 
     For a model without a quality table: how close a slice stays to the full model is a proxy
-    for how much it keeps, and the source string says it is one.
+    for how much it keeps, and the source string says it is one. `reference`: the full model to compare
+    with when it is not `model` itself (select/ranks.py: an SVD-truncated copy against the uncompressed model).
     """
     seq_len = min(seq_len, model.config.max_position_embeddings)
     batches = []
@@ -65,7 +66,7 @@ def proxy_quality(
             out.append(mean_pool(hidden, b["attention_mask"]))
         return torch.cat(out)
 
-    full = embed(model)
+    full = embed(model if reference is None else reference)
     source = f"proxy: mean cosine to full model on {len(texts)} calibration texts"
     result = {}
     for spec in specs:

@@ -21,7 +21,8 @@ on the same data as the uncompressed model's (compress measures it after distill
 --eval/--data as the model was trained on), and its compression.json names this model's weights as its
 source. Others are left out, each with its reason in the manifest's `selection.variants`. With no measured
 table on the uncompressed model (the proxy, cosine to a model's own full network) nothing is comparable, and
-the variants are left out and say so.
+the variants are left out and say so. With no compressed variant in the folder at all and nothing of the model
+fitting, export tries untrained SVD ranks of the embedding table instead (select/ranks.py).
 """
 
 from __future__ import annotations
