@@ -156,9 +156,11 @@ def _advice(loaded: Loaded, rank: int) -> tuple[str, str]:
             f"edgebert compress --model {folder} --embedding-rank {rank} --data DATA --eval DEV --out {folder}/r{rank}",
             "DEV: the data its quality.json was measured on; export then finds the variant in the model folder",
         )
-    out = f"{folder.resolve().name}-r{rank}"
+    name = folder.resolve().name if folder.resolve().name != "model" else folder.resolve().parent.name
+    out = f"{name}-r{rank}"
+    task = " --task embedding" if loaded.full.config.task == "embedding" else ""  # compress assumes a classifier
     return (
-        f"edgebert compress --model {folder} --embedding-rank {rank} --data DATA --out {out}",
+        f"edgebert compress --model {folder}{task} --embedding-rank {rank} --data DATA --out {out}",
         f"then export --model {out}",
     )
 
