@@ -128,3 +128,17 @@ def test_trained_variants_keep_the_old_behaviour_and_a_model_that_fits_gets_no_r
 def _export_ok(tmp_path, base, out, memory) -> str:
     assert main(_argv(tmp_path, base, out, memory)) == 0
     return (out / "manifest.json").read_text()
+
+
+def test_with_a_measured_table_only_the_sub_networks_it_serves_are_candidates(board):
+    tmp_path, base = board
+    config = load_model(base).config
+    row = {"metric": "accuracy", "data": "dev.csv", "n": 10}
+    write_table(base, {"w1-d1": {"score": 0.9, **row}, "w0.25-d0.75": {"score": 0.7, **row}})  # trained at these
+    served = SubnetSpec(0.25, 0.75)
+    limit = (_memory(config, 16, served) + _memory(config, 0, served)) / 2
+    m = json.loads(_export_ok(tmp_path, base, tmp_path / "served", limit))
+    er = m["selection"]["embedding_rank"]
+    assert m["selection"]["chosen"]["spec"] == "w0.25-d0.75"  # w0.25-d0.5 fits better but was never trained
+    assert {k for c in er["considered"] for k in c["proxy"]} == {"w0.25-d0.75"}
+    assert "is a proxy, not measured" in er["says"] and f"--eval DEV --out {base}/r{er['rank']}" in er["says"]
