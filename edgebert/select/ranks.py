@@ -144,7 +144,10 @@ def _proxy_source(rank: int, n: int) -> str:
 def _truncated(loaded: Loaded, rank: int, quality: tuple[dict, str]) -> Loaded:
     """The model to export: its word table (and its rewired copy's, so export records the rewiring as usual)
     truncated to `rank`; the same function either way at full width, since rewiring does not touch the table."""
-    cut = lambda m: None if m is None else factorise(m, rank, m.config.weight_rank).eval()  # noqa: E731
+
+    def cut(m):
+        return None if m is None else factorise(m, rank, m.config.weight_rank).eval()
+
     return Loaded(loaded.model_dir, cut(loaded.full), loaded.tokenizer, cut(loaded.rewired), loaded.rewiring, quality)
 
 

@@ -112,10 +112,9 @@ class TrainConfig:
             raise UsageError("exit_kd_weight must be in [0, 1] and exit_temperature > 0")
         if self.exit_pool not in EXIT_POOLS:
             raise UsageError(f"--exit-pool must be one of {', '.join(EXIT_POOLS)}, got {self.exit_pool!r}")
-        if isinstance(self.exit_lr_scale, bool) or not isinstance(self.exit_lr_scale, (int, float)):
-            raise UsageError(f"--exit-lr-scale must be a number > 0, got {self.exit_lr_scale!r}")
-        if self.exit_lr_scale <= 0:
-            raise UsageError(f"--exit-lr-scale must be > 0, got {self.exit_lr_scale!r}")
+        scale = self.exit_lr_scale
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+            raise UsageError(f"--exit-lr-scale must be a number > 0, got {scale!r}")
         if isinstance(self.sandwich, bool) or not isinstance(self.sandwich, int) or self.sandwich < 0:
             raise UsageError(
                 f"--sandwich takes a count of random configurations per step (>= 0), got {self.sandwich!r}"
