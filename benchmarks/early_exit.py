@@ -6,8 +6,10 @@ plain exports of the same model (static depths; int8), and runs the test split o
 edgebert.runtime, 1 thread, at each sentence's own length. Rows: static depths of the model without its exits,
 RomeBERT exits with each policy (fp32 and int8 segments), `--early-exit auto`'s choice, DeeBERT/PABEE rows when
 a DeeBERT model is given (`--dee`), and the baseline: the teacher run by transformers in PyTorch eager mode
-(1 thread, natural length). Every latency is measured here (mean ms per sentence, one run each, after 20
-warm-up sentences); accuracy is on the same sentences. The targets of issue 14 are checked at the end.
+(1 thread, natural length). `--widths 0.75,0.5` adds int8 rows (exits with each policy, and static) at those
+widths of the same dynamic model: DynaBERT's width and early exit combined. Every latency is measured here
+(mean ms per sentence, one run each, after 20 warm-up sentences); accuracy is on the same sentences. The
+targets of issue 14 are checked at the end.
 
 `--stage prepare` does the exports only (no timing: run it while others measure); `--stage measure` then times
 (hold the machine quiet for it, a few minutes).
@@ -42,7 +44,7 @@ def _train(work: Path, args) -> tuple[Path, Path]:
         batch_size=args.batch_size,
         seq_len=args.seq_len,
         max_steps=args.steps,
-        widths=(1.0,),
+        widths=tuple(sorted({1.0, *args.widths}, reverse=True)),
         depths=(0.5, 1.0),
         lr=1e-4,
         rewire_texts=256,
@@ -143,8 +145,8 @@ def _transformers_baseline(teacher_dir: Path, tokenizer_dir: Path, texts, gold) 
     }
 
 
-def _prepare(rome: Path, dee: Path | None, work: Path, seq: int) -> dict:
-    """Every export the table needs (no timing)."""
+def _prepare(rome: Path, dee: Path | None, work: Path, seq: int, widths=()) -> dict:
+    """Every export the table needs (no timing); narrower widths get int8 exports (exits and static)."""
     f = {
         "static-d0.5": _export(rome, work / "out-static-d0.5", seq, depth=0.5),
         "static-d1": _export(rome, work / "out-static-d1", seq),
@@ -155,6 +157,11 @@ def _prepare(rome: Path, dee: Path | None, work: Path, seq: int) -> dict:
     }
     if dee is not None:
         f["dee"] = _export(dee, work / "out-deebert", seq, early_exit="entropy=0.3")
+    for w in (w for w in widths if w != 1.0):
+        f[f"rome-int8-w{w:g}"] = _export(
+            rome, work / f"out-romebert-int8-w{w:g}", seq, early_exit="entropy=0.3", quantize="int8", width=w
+        )
+        f[f"static-d1-int8-w{w:g}"] = _export(rome, work / f"out-static-d1-int8-w{w:g}", seq, quantize="int8", width=w)
     return f
 
 
@@ -178,6 +185,16 @@ def _rows(folders: dict, texts, gold) -> list[tuple[str, dict]]:
         pred = Predictor(folders[key], "onnx")
         rows.append((f"RomeBERT exits {name}, all layers (entropy=0)", _score(pred, texts, gold, "entropy=0")))
         rows += [(f"RomeBERT exits {name}, {p}", _score(pred, texts, gold, p)) for p in POLICIES]
+    for key in sorted((k for k in folders if k.startswith("rome-int8-w")), reverse=True):
+        w = key.removeprefix("rome-int8-")  # narrower widths: named apart, so the width-1 int8 target ignores them
+        rows.append(
+            (
+                f"static depth 1 {w}, no exits (ONNX int8)",
+                _score(Predictor(folders[f"static-d1-int8-{w}"], "onnx"), texts, gold),
+            )
+        )
+        pred = Predictor(folders[key], "onnx")
+        rows += [(f"RomeBERT {w} exits int8, {p}", _score(pred, texts, gold, p)) for p in POLICIES]
     auto = json.loads((folders["auto"] / "manifest.json").read_text())["early_exit"]["auto"]
     rows.append(
         (f"--early-exit auto ({auto['chosen']}), fp32", _score(Predictor(folders["auto"], "onnx"), texts, gold))
@@ -248,6 +265,12 @@ def main() -> None:
     ap.add_argument("--seq-len", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--n", type=int, default=400, help="test sentences scored (each run once, after 20 warm-up)")
+    ap.add_argument(
+        "--widths",
+        type=lambda v: tuple(float(x) for x in v.split(",")),
+        default=(),
+        help="narrower widths to add as int8 rows (exits and static), e.g. 0.75,0.5; the model must have them",
+    )
     ap.add_argument("--progress", action="store_true")
     args = ap.parse_args()
     work = Path(args.work)
@@ -257,7 +280,7 @@ def main() -> None:
     else:
         rome, dee = _train(work, args)
     t0 = time.perf_counter()
-    folders = _prepare(rome, dee, work, args.seq_len)
+    folders = _prepare(rome, dee, work, args.seq_len, args.widths)
     print(f"exports ready in {time.perf_counter() - t0:.0f} s under {work}")
     if args.stage == "prepare":
         return
