@@ -505,6 +505,14 @@ def train(**kw):
 @click.option("--lr", type=float, default=1e-4, show_default=True)
 @click.option("--widths", callback=_floats, default="0.25,0.5,0.75,1.0", show_default=True)
 @click.option("--depths", callback=_floats, default="0.5,0.75,1.0", show_default=True)
+@click.option(
+    "--subnets-per-step",
+    type=int,
+    default=4,
+    show_default=True,
+    help="sub-networks distilled per step: the largest, the smallest and N-2 random from the width x depth grid "
+    "(0: all of them every step; slower); every one is scored afterwards",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--checkpoint-every", type=int, default=100, show_default=True, help="steps between checkpoints")
 @click.option(

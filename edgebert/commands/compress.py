@@ -50,6 +50,14 @@ def run_compress(values: dict, progress: bool = True) -> dict:
     return json.loads((out / COMPRESSION_FILE).read_text()) | {"out": str(out)}
 
 
+def _per_step(d: dict) -> str:
+    grid = len(d["widths"]) * len(d["depths"])
+    n = d.get("subnets_per_step") or grid
+    return f"{min(n, grid)} of {grid} sub-networks per step" + (
+        " (largest, smallest, random others)" if n < grid else ""
+    )
+
+
 def format_compress(record: dict) -> str:
     plan, q, d = record["plan"], record["quality"], record["distillation"]
     s = record["structure"]
@@ -60,7 +68,8 @@ def format_compress(record: dict) -> str:
         f"(stored dense: saves 0 bytes)",
         f"  parameters {record['parameters_before']:,} -> {s['parameters']:,}; "
         f"{len(s['factorised'])} factorised tensors",
-        f"  distilled {d['steps']} steps in {d['seconds']} s (loss {d['loss_first']:.4f} -> {d['loss_last']:.4f})",
+        f"  distilled {d['steps']} steps in {d['seconds']} s (loss {d['loss_first']:.4f} -> {d['loss_last']:.4f}), "
+        f"{_per_step(d)}",
     ]
     for step in d.get("prune_steps") or []:
         lines.append(

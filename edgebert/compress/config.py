@@ -77,6 +77,10 @@ class CompressConfig:
     widths: tuple[float, ...] = WIDTHS
     depths: tuple[float, ...] = DEPTHS
     rewire_texts: int = 1024
+    # Sub-networks distilled per step: the largest, the smallest and N - 2 drawn from the width x depth grid
+    # (train/distill.py grid_this_step); 0 = the whole grid every step. 4 of the default 12 keeps a default run
+    # within about 30 minutes on 2 CPU cores (README); the quality table is still measured for every one.
+    subnets_per_step: int = 4
     seed: int = 0
     checkpoint_every: int = 100
     # The compressed artifacts' own dev scores per precision, as `edgebert train` writes them (classifiers;
@@ -112,6 +116,12 @@ class CompressConfig:
         for name in ("batch_size", "seq_len", "checkpoint_every", "rewire_texts"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
+        n = self.subnets_per_step
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0 or n == 1:
+            raise UsageError(
+                f"--subnets-per-step takes 0 (every width x depth each step) or a count >= 2 (the largest, the "
+                f"smallest and random others), got {n!r}"
+            )
         if self.max_steps is not None and self.max_steps < 1:
             raise UsageError("--max-steps must be >= 1")
         if self.epochs <= 0 or self.lr <= 0:

@@ -44,7 +44,7 @@ from edgebert.select.quality import read_table, write_table
 from edgebert.train.distill import depth_step
 from edgebert.train.evaluate import measure, score_quantized
 from edgebert.train.loop import peak_rss_mb, prepare_work, run_stage, save_stage
-from edgebert.train.recipe import load_splits
+from edgebert.train.recipe import labels_for, load_splits
 
 __all__ = ["compress", "plan_for"]
 
@@ -82,6 +82,8 @@ def _teacher(cfg: CompressConfig, src: Path, train_set, tokenizer, progress: boo
         )
     if cfg.task == "embedding" and model.config.task != "embedding":
         raise UsageError(f"--task embedding compresses a sentence encoder, but {src} is a classifier")
+    if cfg.task == "classification":
+        labels_for(model, train_set)  # a label the model's head lacks: DataError, before any work
     if model.config.extra.get("rewired"):
         return model, None
     pick = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(cfg.seed))[: cfg.rewire_texts]
@@ -205,6 +207,8 @@ def _finish(cfg, plan, final, teacher, rewiring, dev, src, work, log, progress) 
             "loss_last": stage.get("loss_last"),
             "widths": list(cfg.widths),
             "depths": list(cfg.depths),
+            # per step: the largest, the smallest and random others of that grid (0: all of them)
+            "subnets_per_step": cfg.subnets_per_step,
             "batch_size": cfg.batch_size,
             # structured pruning in steps (compress/iterative.py): each step's shapes, steps, seconds and loss
             "prune_steps": log.get("prune_steps"),

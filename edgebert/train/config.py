@@ -88,6 +88,7 @@ class TrainConfig:
     resume: bool = False
     force: bool = False
     version: int = CONFIG_VERSION
+    subnets_per_step = 0  # depth_step reads it (compress --subnets-per-step); train distils the whole grid
 
     def __post_init__(self):
         object.__setattr__(self, "widths", tuple(float(w) for w in self.widths))

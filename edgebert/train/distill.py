@@ -19,7 +19,7 @@ from edgebert.model.dynamic import dynamic_forward
 from edgebert.model.spec import SubnetSpec
 from edgebert.search.space import SearchSpace
 
-__all__ = ["teacher_step", "width_step", "depth_step", "sandwich_step"]
+__all__ = ["teacher_step", "width_step", "depth_step", "sandwich_step", "grid_this_step"]
 
 
 def _soft_ce(student_logits, teacher_logits):
@@ -74,18 +74,41 @@ def width_step(cfg, acc, exits=None):
     return step
 
 
+def _batch_rng(cfg, batch) -> random.Random:
+    """Drawn from the seed and the batch, not from a running generator: a resumed run draws what the
+    uninterrupted one drew at the same step."""
+    ids = batch["input_ids"]
+    return random.Random(f"{cfg.seed}-{tuple(ids.shape)}-{int(ids.sum())}-{int((ids * ids).sum())}")
+
+
+def grid_this_step(cfg, batch) -> dict[float, list[float]]:
+    """{width: [depths]} distilled on this batch: the whole width x depth grid, or, with
+    cfg.subnets_per_step = N smaller than the grid, the sandwich rule on it (BigNAS: the largest, the
+    smallest and N - 2 others drawn at random), so a step costs N sub-networks instead of all of them."""
+    grid = [(w, d) for w in sorted(cfg.widths, reverse=True) for d in sorted(cfg.depths, reverse=True)]
+    n = cfg.subnets_per_step
+    if n and n < len(grid):
+        rest = grid[1:-1]
+        grid = [grid[0], grid[-1]] + _batch_rng(cfg, batch).sample(rest, n - 2)
+    out: dict[float, list[float]] = {}
+    for w, d in grid:
+        out.setdefault(w, []).append(d)
+    return out
+
+
 def depth_step(cfg, acc, exits=None):
-    """Every width × depth; the teacher is the width-adaptive model at the same width, full depth.
-    With cfg.sandwich: the sandwich rule instead (sandwich_step)."""
+    """Every width × depth (or cfg.subnets_per_step of them: grid_this_step); the teacher is the
+    width-adaptive model at the same width, full depth. With cfg.sandwich: the sandwich rule over per-layer
+    sub-networks instead (sandwich_step)."""
     if cfg.sandwich:
         return sandwich_step(cfg, acc)
 
     def step(student, teacher, batch):
         total, n = 0.0, 0
-        for w in cfg.widths:
+        for w, depths in grid_this_step(cfg, batch).items():
             with torch.no_grad():
                 t_out, t_states, _ = dynamic_forward(teacher, batch, SubnetSpec(w, 1.0))
-            for d in cfg.depths:
+            for d in depths:
                 out, states, layers = dynamic_forward(student, batch, SubnetSpec(w, d))
                 loss = _output_loss(cfg.task, out, t_out) + _hidden_loss(states, layers, t_states)
                 total, n = total + _backward(acc, exits, student, loss, out, states, layers, batch), n + 1
@@ -104,10 +127,7 @@ def sandwich_step(cfg, acc):
     def step(student, teacher, batch):
         c = student.config
         space = spaces.setdefault(c, SearchSpace.for_config(c))
-        # Drawn from the seed and the batch, not from a running generator: a resumed run draws what the
-        # uninterrupted one drew at the same step.
-        ids = batch["input_ids"]
-        rng = random.Random(f"{cfg.seed}-{tuple(ids.shape)}-{int(ids.sum())}-{int((ids * ids).sum())}")
+        rng = _batch_rng(cfg, batch)
         with torch.no_grad():
             t_out, t_states, _ = dynamic_forward(teacher, batch, SubnetSpec(1.0, 1.0))
         specs = [SubnetSpec(1.0, 1.0), space.spec(space.smallest())]

@@ -38,7 +38,7 @@ from edgebert.train.evaluate import measure, score_quantized
 from edgebert.train.exits import EXITS_FILE, RomeBert, deebert_step, exit_table, freeze_backbone
 from edgebert.train.loop import peak_rss_mb, prepare_work, run_stage, save_stage
 
-__all__ = ["train", "load_splits"]
+__all__ = ["train", "load_splits", "labels_for"]
 
 # ---- data and teacher -----------------------------------------------------------------
 
@@ -84,7 +84,8 @@ def _model_dir(cfg: TrainConfig) -> Path:
     return Path(cfg.model) if cfg.model else default_model_dir()
 
 
-def _labels_for(model: Bert, train_set: DataSet) -> tuple[str, ...]:
+def labels_for(model: Bert, train_set: DataSet) -> tuple[str, ...]:
+    """The labels training uses: the model's own when it has a head (DataError for a label it lacks)."""
     if model.config.task != "classification":
         return train_set.labels
     known = model.config.labels
@@ -126,7 +127,7 @@ def train(args: TrainConfig, progress: bool = True, *, _stop_at: tuple[str, int]
             )
         teacher, labels = base, None
     else:
-        labels = _labels_for(base, train_set)
+        labels = labels_for(base, train_set)
         if base.config.task == "classification":
             teacher = base  # already fine-tuned: it is the teacher as given
         elif (work / "teacher").exists():

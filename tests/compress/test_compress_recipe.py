@@ -88,6 +88,7 @@ def test_unstructured_pruning_is_exact_after_a_resumed_run(setup):
         (["--embedding-rank", "abc"], "takes a rank"),
         (["--prune", "1.0"], "1.0 leaves nothing"),
         (["--memory", "12MB"], "go together"),
+        (["--subnets-per-step", "1"], "--subnets-per-step takes 0"),
     ],
 )
 def test_bad_inputs_exit_2_with_a_clear_message(setup, capsys, extra, message):
@@ -110,6 +111,16 @@ def test_a_model_without_task_head_is_refused(tmp_path, capsys):
     assert main(_flags(tmp_path, model_dir, data) + ["--embedding-rank", "16"]) == 2
     assert "no task head" in capsys.readouterr().err
     torch.manual_seed(0)
+
+
+def test_data_with_a_label_the_model_lacks_exits_2_before_any_work(tmp_path, capsys):
+    model = make_tiny_model(task="classification", num_labels=2, labels=("bad", "good"))
+    model_dir = save_tiny_model_dir(tmp_path / "cls", model)
+    data = sentiment_csv(tmp_path / "train.csv")  # labels neg/pos
+    assert main(_flags(tmp_path, model_dir, data) + ["--embedding-rank", "16"]) == 2
+    err = capsys.readouterr().err
+    assert "label 'neg' is not one of the model's labels" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_sentence_encoder_is_scored_against_the_uncompressed_model(tmp_path):
