@@ -3,7 +3,7 @@
 A segment is a plain nn.Module (export/segments.py builds them, `build(model)`) whose inputs all have shape
 [batch, sequence, ...]. ONNX: one file per segment, dynamic batch and sequence. TorchScript: one traced, frozen
 file per segment. TFLite: one file holding one signature per segment, static (1, seq_len) like the
-plain TFLite artifact. Precisions are the plain converters' own recipes, applied per segment: ONNX int8 =
+plain TFLite artifact, and with sequence-length buckets one more per segment per smaller bucket. Precisions are the plain converters' own recipes, applied per segment: ONNX int8 =
 ORT dynamic per-channel int8 with the outlier channels kept fp32, ONNX fp16 = float16 weights and compute
 with float32 I/O (so the hidden state passed between segments stays float32); TFLite int8/fp16 =
 ai-edge-quantizer on the multi-signature file. Each writer returns the file names it wrote; verification
@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from edgebert._optional import require
+from edgebert.artifact import segment_signature
 from edgebert.converters._common import quiet
 from edgebert.converters.onnx import dynamic_proto, fp16_proto, quantize_int8_proto, split_for_int8
 from edgebert.converters.tflite import quantize_model_bytes
@@ -81,18 +82,26 @@ class _Named(torch.nn.Module):
 
 
 @SEGMENT_WRITERS.register("tflite")
-def write_tflite(model, build, examples, folder: Path, max_len: int, precision: str = "fp32") -> list[str]:
+def write_tflite(
+    model, build, examples, folder: Path, max_len: int, precision: str = "fp32", buckets: dict | None = None
+) -> list[str]:
+    """`buckets` {seq_len: examples} adds a signature per segment per smaller sequence-length bucket
+    (segment_K_seq_N), sharing the weights; segment_K at the examples' length come first (subgraphs 0..)."""
     segments, names = build(model)
     with quiet():
         litert_torch = require("litert_torch", extra="tflite", what="TFLite early-exit segments")
     converter = None
-    for k, (seg, example, (inputs, outputs)) in enumerate(zip(segments, examples, names), start=1):
-        # Static (1, seq_len): the runtime pads each input; int token inputs become int32 as in the plain file.
-        sample = {n: (t[:1].to(torch.int32) if not t.is_floating_point() else t[:1]) for n, t in zip(inputs, example)}
-        wrapped = _Named(_Int32(seg), outputs).eval()
-        converter = (litert_torch if converter is None else converter).signature(
-            f"segment_{k}", wrapped, sample_kwargs=sample
-        )
+    lengths = [(None, examples)] + sorted((buckets or {}).items(), reverse=True)
+    for n, bucket_examples in lengths:
+        for k, (seg, example, (inputs, outputs)) in enumerate(zip(segments, bucket_examples, names), start=1):
+            # Static (1, seq_len): the runtime pads each input; int token inputs become int32 as in the plain file.
+            sample = {
+                i: (t[:1].to(torch.int32) if not t.is_floating_point() else t[:1]) for i, t in zip(inputs, example)
+            }
+            wrapped = _Named(_Int32(seg), outputs).eval()
+            converter = (litert_torch if converter is None else converter).signature(
+                segment_signature(k, n), wrapped, sample_kwargs=sample
+            )
     with quiet():
         edge = converter.convert()
         content = edge.model_content() if callable(edge.model_content) else edge.model_content

@@ -209,17 +209,19 @@ def write_metadata(path: Path, card: ModelCard) -> dict:
 
 
 def write_segments_metadata(path: Path, card: ModelCard) -> dict:
-    """The early-exit segments file (one signature per segment, segment_1 ...): a SubGraphMetadata each, named by
-    its signature's input and output names, with the vocab and labels packed in once."""
+    """The early-exit segments file (one signature per segment, segment_1 ..., and segment_K_seq_N per smaller
+    sequence-length bucket): a SubGraphMetadata each, named by its signature's input and output names, with the
+    vocab and labels packed in once."""
 
     def build(model) -> bytes:
         w = _Writer()
         graphs = []
-        for k, sd in enumerate(sorted(model.signatureDefs, key=lambda sd: sd.subgraphIndex), start=1):
+        for sd in sorted(model.signatureDefs, key=lambda sd: sd.subgraphIndex):
             g = model.subgraphs[sd.subgraphIndex]
             ins = {t.tensorIndex: t.name.decode() for t in sd.inputs}
             outs = {t.tensorIndex: t.name.decode() for t in sd.outputs}
             key = sd.signatureKey.decode()
+            k = int(key.split("_")[1])  # segment_K, or segment_K_seq_N in a smaller sequence-length bucket
             graphs.append(_segment_subgraph(w, card, key, k, [ins[i] for i in g.inputs], [outs[i] for i in g.outputs]))
         return _finish(w, card, graphs)
 

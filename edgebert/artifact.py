@@ -155,6 +155,12 @@ def bucket_signature(seq_len: int) -> str:
     return f"seq_{seq_len}"
 
 
+def segment_signature(k: int, seq_len: int | None = None) -> str:
+    """The TFLite signature of early-exit segment k (1-based): segment_K at the file's own (largest) length,
+    segment_K_seq_N in the smaller sequence-length bucket N."""
+    return f"segment_{k}" if seq_len is None else f"segment_{k}_{bucket_signature(seq_len)}"
+
+
 class Converter(Protocol):
     name: str  # set by the registry
     suffix: str  # file name is "model" + suffix

@@ -153,6 +153,7 @@ def prepare_early_exit(
             threads=cfg.threads,
             dev=dev or dev_set(loaded.model_dir, sub.config.labels),
             precision=cfg.precision,
+            buckets=cfg.buckets,
         )
         if auto is not None:
             manifest["early_exit"]["auto"] = auto

@@ -80,8 +80,6 @@ def run_export(
     if data is not None and early_exit is None:
         raise UsageError("--data is the dev data of --early-exit (auto chooses the policy on it); give --early-exit")
     seq_len = lengths["seq_len"]
-    if lengths["buckets"] and early_exit is not None:
-        raise UsageError("--early-exit takes one --seq-len: early-exit segments have no sequence-length buckets yet")
     if device is not None and early_exit is not None:
         raise UsageError(
             "--early-exit takes --width/--depth; with --device the selector picks the exit policy of a model with "

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgebert.artifact import segment_signature
 from edgebert.errors import ParityError, UsageError
 from edgebert.export.card import model_card
 from edgebert.export.verify import PARITY_TEXTS, decision_figures
@@ -106,7 +107,7 @@ def _segment_entries(model: Bert, names, fmt_static: bool, seq_len: int) -> list
     batch, seq = (1, seq_len) if fmt_static else ("batch", "sequence")
     return [
         {
-            "name": f"segment_{k}",
+            "name": segment_signature(k),
             "exit_layer": k,
             "source_layer": c.source_layers[k - 1],
             "inputs": [_tensor(n, "int64", batch, seq, c.hidden_size, c.num_labels) for n in ins],
@@ -232,10 +233,13 @@ def export_segments(
     threads: int = 1,
     dev: DevSet | None,
     precision: str = "fp32",
+    buckets: tuple[int, ...] = (),
 ) -> dict:
     """Write, verify (ParityError: nothing is published) and describe the segments of `model` in `folder`.
 
-    `precision` is applied per format as the plain converters do (TorchScript stays fp32, with a note)."""
+    `precision` is applied per format as the plain converters do (TorchScript stays fp32, with a note).
+    `buckets` (ascending, ending at seq_len): the TFLite file gets every segment at each bucket's length too,
+    each verified at its own length; ONNX and TorchScript segments are dynamic and serve every length."""
     unsupported = [f for f in formats if f not in SEGMENT_FORMATS]
     if unsupported:
         raise UsageError(f"--early-exit cannot write {unsupported[0]} segments; formats: {', '.join(SEGMENT_FORMATS)}")
@@ -251,6 +255,8 @@ def export_segments(
         "notes": [],
         "segments": _segment_entries(model, names, False, seq_len),
         "static_segments": None,
+        # TFLite's signatures per sequence-length bucket (a static file); None without buckets or TFLite.
+        "buckets": _bucket_entries(model, buckets) if buckets and "tflite" in formats else None,
         "files": {},
         "parity": {},
         "dev": _dev_section(model, tokenizer, dev, policy, seq_len) if dev is not None else None,
@@ -263,9 +269,16 @@ def export_segments(
         if static:
             section["static_segments"] = _segment_entries(model, names, True, seq_len)
         examples = _examples(model, seq_len if static else min(seq_len, 16))
+        smaller = {n: _examples(model, n) for n in buckets if n != seq_len} if static else {}
         # build_segments is looked up here, not bound at import, so a test can swap it for a broken one.
         files = SEGMENT_WRITERS.get(fmt)(
-            model, lambda m: build_segments(m), examples, folder, model.config.max_position_embeddings, actual
+            model,
+            lambda m: build_segments(m),
+            examples,
+            folder,
+            model.config.max_position_embeddings,
+            actual,
+            **({"buckets": smaller} if smaller else {}),
         )
         # The card the plain artifacts carry (tokenizer, labels, inputs), per segment; hashed after writing it.
         described = _describe(fmt, folder, files, card, section["static_segments" if static else "segments"])
@@ -281,6 +294,12 @@ def export_segments(
         ]
         sessions = open_segments(folder, section, fmt, threads)
         parity = _verify(model, sessions, tokenizer, fmt, static, seq_len, actual)
+        if smaller:  # every bucket's signatures at their own length (texts cut at it); failures name the bucket
+            per_bucket = {n: _verify(model, open_segments(folder, section, fmt, threads, n), tokenizer, fmt, True, n,
+                                     actual) for n in smaller}  # fmt: skip
+            parity["buckets"] = {str(n): {**b, "seq_len": n} for n, b in {**per_bucket, seq_len: dict(parity)}.items()}
+            parity["failures"] = [f"bucket {n}: {f}" for n, b in parity["buckets"].items() for f in b["failures"]]
+            parity["passed"] = not parity["failures"]
         section["parity"][fmt] = parity
         if not parity["passed"]:
             bug = "fp32 failing is a converter bug" if actual == "fp32" else "try fp32 or another format"
@@ -289,6 +308,20 @@ def export_segments(
                 f"{'; '.join(parity['failures'])}. Nothing was written; {bug}."
             )
     return section
+
+
+def _bucket_entries(model: Bert, buckets: tuple[int, ...]) -> list[dict]:
+    """Each bucket's TFLite signatures in segment order: segment_K at the largest length, segment_K_seq_N below."""
+    largest = max(buckets)
+    return [
+        {
+            "seq_len": n,
+            "signatures": [
+                segment_signature(k, None if n == largest else n) for k in range(1, model.config.num_layers + 1)
+            ],
+        }
+        for n in sorted(buckets)
+    ]
 
 
 def _describe(fmt: str, folder: Path, files: list[str], card, segments: list[dict]) -> list[dict | None]:

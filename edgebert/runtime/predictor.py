@@ -41,9 +41,16 @@ class Prediction:
         return d if self.bucket is None else {**d, "bucket": self.bucket}
 
 
-def open_segments(folder: Path, early_exit: dict, fmt: str, threads: int = 1) -> list:
-    """A session per segment, in order (manifest.json's early_exit section says which files and names)."""
+def open_segments(folder: Path, early_exit: dict, fmt: str, threads: int = 1, seq_len: int | None = None) -> list:
+    """A session per segment, in order (manifest.json's early_exit section says which files and names).
+    `seq_len`: TFLite's signatures of that sequence-length bucket (early_exit["buckets"]); default the largest."""
     files, segments = early_exit["files"][fmt], early_exit["segments"]
+    signatures = [seg["name"] for seg in segments]
+    if fmt == "tflite" and seq_len is not None:
+        by_len = {b["seq_len"]: b["signatures"] for b in early_exit.get("buckets") or []}
+        if seq_len not in by_len:
+            raise UsageError(f"no {seq_len}-token bucket in these segments; buckets: {sorted(by_len) or 'none'}")
+        signatures = by_len[seq_len]
     sessions = []
     for k, seg in enumerate(segments):
         entry = files[0] if len(files) == 1 else files[k]  # TFLite: one file, one signature per segment
@@ -54,7 +61,7 @@ def open_segments(folder: Path, early_exit: dict, fmt: str, threads: int = 1) ->
                 inputs=[t["name"] for t in seg["inputs"]],
                 outputs=[t["name"] for t in seg["outputs"]],
                 threads=threads,
-                signature=seg["name"] if fmt == "tflite" else None,
+                signature=signatures[k] if fmt == "tflite" else None,
             )
         )
     return sessions
@@ -147,9 +154,17 @@ class Predictor:
     def _open_segments(self, fmt: str) -> None:
         self.seq_len, self.static = int(self.early_exit["seq_len"]), fmt == "tflite"
         self.segments = open_segments(self.folder, self.early_exit, fmt, self.threads)
+        if self.static:  # TFLite: each text runs in the signatures of the smallest bucket that holds it
+            self.buckets = sorted(int(b["seq_len"]) for b in self.early_exit.get("buckets") or [])
+        self._bucket_segments = {self.seq_len: self.segments}  # opened when a text first needs them
 
     def exits(self, feeds: dict[str, np.ndarray]):
-        return segment_exits(self.segments, feeds)
+        n = feeds["input_ids"].shape[1]
+        if not self.buckets or n == self.seq_len:
+            return segment_exits(self.segments, feeds)
+        if n not in self._bucket_segments:
+            self._bucket_segments[n] = open_segments(self.folder, self.early_exit, self.format, self.threads, n)
+        return segment_exits(self._bucket_segments[n], feeds)
 
     def feeds(self, text: str) -> dict[str, np.ndarray]:
         if not self.buckets:
