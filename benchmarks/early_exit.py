@@ -7,7 +7,8 @@ edgebert.runtime, 1 thread, at each sentence's own length. Rows: static depths o
 RomeBERT exits with each policy (fp32 and int8 segments), `--early-exit auto`'s choice, DeeBERT/PABEE rows when
 a DeeBERT model is given (`--dee`), and the baseline: the teacher run by transformers in PyTorch eager mode
 (1 thread, natural length). `--widths 0.75,0.5` adds int8 rows (exits with each policy, and static) at those
-widths of the same dynamic model: DynaBERT's width and early exit combined. Every latency is measured here
+widths of the same dynamic model: DynaBERT's width and early exit combined; `--tflite-buckets 16,32,48` adds
+int8 TFLite segments with those sequence-length buckets, run by LiteRT. Every latency is measured here
 (mean ms per sentence, one run each, after 20 warm-up sentences); accuracy is on the same sentences. The
 targets of issue 14 are checked at the end.
 
@@ -36,6 +37,7 @@ from edgebert.train.recipe import train
 
 POLICIES = ("entropy=0.1", "entropy=0.2", "entropy=0.4", "entropy=0.6", "patience=1", "patience=2", "patience=3")
 POLICIES += ("confidence=0.6", "confidence=0.7", "confidence=0.8", "confidence=0.9")
+TFLITE_POLICIES = ("entropy=0", "entropy=0.2", "entropy=0.4", "confidence=0.8", "confidence=0.9")
 
 
 def _train(work: Path, args) -> tuple[Path, Path]:
@@ -145,8 +147,9 @@ def _transformers_baseline(teacher_dir: Path, tokenizer_dir: Path, texts, gold) 
     }
 
 
-def _prepare(rome: Path, dee: Path | None, work: Path, seq: int, widths=()) -> dict:
-    """Every export the table needs (no timing); narrower widths get int8 exports (exits and static)."""
+def _prepare(rome: Path, dee: Path | None, work: Path, seq: int, widths=(), buckets=()) -> dict:
+    """Every export the table needs (no timing); narrower widths get int8 exports (exits and static); with
+    `buckets`, int8 TFLite segments with those sequence-length buckets at width 1 and the narrowest width."""
     f = {
         "static-d0.5": _export(rome, work / "out-static-d0.5", seq, depth=0.5),
         "static-d1": _export(rome, work / "out-static-d1", seq),
@@ -162,6 +165,11 @@ def _prepare(rome: Path, dee: Path | None, work: Path, seq: int, widths=()) -> d
             rome, work / f"out-romebert-int8-w{w:g}", seq, early_exit="entropy=0.3", quantize="int8", width=w
         )
         f[f"static-d1-int8-w{w:g}"] = _export(rome, work / f"out-static-d1-int8-w{w:g}", seq, quantize="int8", width=w)
+    for w in sorted({1.0, min(widths, default=1.0)}, reverse=True) if buckets else ():
+        f[f"tflite-w{w:g}"] = _export(
+            rome, work / f"out-romebert-tflite-int8-w{w:g}", tuple(buckets), early_exit="entropy=0.3",
+            quantize="int8", width=w, formats=("tflite",),
+        )  # fmt: skip
     return f
 
 
@@ -195,6 +203,10 @@ def _rows(folders: dict, texts, gold) -> list[tuple[str, dict]]:
         )
         pred = Predictor(folders[key], "onnx")
         rows += [(f"RomeBERT {w} exits int8, {p}", _score(pred, texts, gold, p)) for p in POLICIES]
+    for key in (k for k in folders if k.startswith("tflite-w")):
+        pred = Predictor(folders[key], "tflite")
+        name = f"RomeBERT {key.removeprefix('tflite-')} exits int8 TFLite (buckets {','.join(map(str, pred.buckets))})"
+        rows += [(f"{name}, {p}", _score(pred, texts, gold, p)) for p in TFLITE_POLICIES]
     auto = json.loads((folders["auto"] / "manifest.json").read_text())["early_exit"]["auto"]
     rows.append(
         (f"--early-exit auto ({auto['chosen']}), fp32", _score(Predictor(folders["auto"], "onnx"), texts, gold))
@@ -271,6 +283,13 @@ def main() -> None:
         default=(),
         help="narrower widths to add as int8 rows (exits and static), e.g. 0.75,0.5; the model must have them",
     )
+    ap.add_argument(
+        "--tflite-buckets",
+        type=lambda v: tuple(int(x) for x in v.split(",")),
+        default=(),
+        help="also int8 TFLite segments with these sequence-length buckets (e.g. 16,32,48), at width 1 and the "
+        "narrowest --widths, run by LiteRT in the smallest bucket that holds each sentence",
+    )
     ap.add_argument("--progress", action="store_true")
     args = ap.parse_args()
     work = Path(args.work)
@@ -280,7 +299,7 @@ def main() -> None:
     else:
         rome, dee = _train(work, args)
     t0 = time.perf_counter()
-    folders = _prepare(rome, dee, work, args.seq_len, args.widths)
+    folders = _prepare(rome, dee, work, args.seq_len, args.widths, args.tflite_buckets)
     print(f"exports ready in {time.perf_counter() - t0:.0f} s under {work}")
     if args.stage == "prepare":
         return
