@@ -188,8 +188,14 @@ def selection_section(selection: Selection, quality_source: str) -> dict:
     n_fit = sum(x["fits"] for x in cands)
     why = (
         f"highest quality ({ch.quality:.4f}) among the {n_fit} of {len(cands)} candidates whose predicted p90 "
-        f"bound fits {selection.budget_ms:g} ms and {selection.memory_mb:g} MB (ties go to the faster)"
+        f"bound fits {selection.budget_ms:g} ms and {selection.memory_mb:g} MB (ties go to the faster on average)"
     )
+    if ch.early_exit is not None:
+        lat = ch.early_exit.latency
+        why += (
+            f"; early exit {ch.early_exit.text}: expected {lat.expected_ms:.2f} ms per input, p90 {lat.p90_ms:.2f},"
+            f" worst case {lat.worst_ms:.2f} ({lat.source.split(':')[0]})"
+        )
     return {
         "chosen": chosen,
         "why": why,

@@ -72,7 +72,21 @@ def test_device_export_picks_an_exit_policy_and_writes_its_segments(tmp_path):
     assert pred["kind"] == "predicted" and len(pred["segments_ms"]) == ee["layers"]
     assert pred["p90_ms"] <= pred["worst_ms"] and "unlabelled" in pred["histogram_from"]
     assert f"Early exit: {chosen['policy']}" in (out / "report.md").read_text()
-    # --budget-on worst: every layer must fit; the segments' extra calls make the plain model faster
+    assert f"early exit {chosen['policy']}: expected" in m["selection"]["why"]
+    # --budget-on worst: every layer must fit. The segments' extra calls make the policy's worst case slower
+    # than the plain model, so a budget between the two takes the plain model.
+    picked = m["selection"]["chosen"]
+    plain = next(
+        c
+        for c in m["selection"]["candidates"]
+        if c["early_exit"] is None
+        and (c["spec"], c["format"], c["precision"]) == tuple(picked[k] for k in ("spec", "format", "precision"))
+    )
+    lat = chosen["latency"]
+    worst_bound = lat["worst_ms"] * (1 + lat["error_p90"])
+    assert plain["predicted_latency_p90_bound_ms"] < worst_bound
+    budget = (plain["predicted_latency_p90_bound_ms"] + worst_bound) / 2
+    args[args.index("1000ms")] = f"{budget:.6f}ms"
     assert main(args[:-1] + [str(tmp_path / "w"), "--budget-on", "worst"]) == 0
     worst = json.loads((tmp_path / "w" / "manifest.json").read_text())
     assert worst["selection"]["chosen"]["early_exit"] is None and worst.get("early_exit") is None

@@ -3,6 +3,7 @@ the p90 of its latency distribution (or the worst case), its quality lowered by 
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,7 +15,7 @@ from edgebert.model.spec import SubnetSpec
 from edgebert.runtime.policy import Confidence, Entropy, to_text
 from edgebert.select.exits import AUTO_GRID, auto_policy, exit_candidates, policy_outcome
 from edgebert.select.latency import LatencyEntry, LatencyModel, Prediction
-from edgebert.select.selector import Candidate, select
+from edgebert.select.selector import Candidate, select, typical_ms
 
 
 def _config():
@@ -74,6 +75,25 @@ def test_exit_candidates_are_judged_on_p90_and_marked():
     assert sel.chosen.early_exit is not None and sel.chosen.early_exit.text == "confidence=0.99"
     assert "exit confidence=0.99" in sel.chosen.label
     assert sel.to_dict()["chosen"]["early_exit"]["latency"]["kind"] == "predicted"
+
+
+def test_on_equal_quality_the_policy_faster_on_average_wins():
+    """Both fit: the policy whose p90 (2 of 10 texts run every layer) is above the plain model's latency, but
+    whose expected latency is far below it, loses nothing on the dev texts, so it is chosen."""
+    config, base = _config(), _base()[1]
+    logits, labels, data = _evidence()(None)
+    logits[8] = logits[9]  # a second near-tie: 20 % of the texts now reach the last exit
+    cands = exit_candidates([base], config, _profile(), lambda spec: (logits, labels, data), grid=(Confidence(0.99),))
+    ee = cands[1]
+    lat = ee.early_exit.latency
+    assert ee.early_exit.histogram == (8, 0, 2) and ee.quality == pytest.approx(base.quality)
+    assert lat.p90_ms == lat.worst_ms > base.latency.value > lat.expected_ms
+    assert typical_ms(ee) == lat.expected_ms and typical_ms(base) == base.latency.value
+    chosen = select(cands, lat.worst_ms * 10, None).chosen
+    assert chosen.early_exit is not None and chosen.early_exit.text == "confidence=0.99"
+    # the policy loses a point on the dev texts: the plain model wins again, whatever the policy's speed
+    worse = dataclasses.replace(ee, quality=ee.quality - 0.01)
+    assert select([base, worse], lat.worst_ms * 10, None).chosen.early_exit is None
 
 
 def test_budget_on_worst_demands_every_layer():
