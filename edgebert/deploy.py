@@ -130,7 +130,7 @@ def device_export(
     measure = target_measurer(targets, threads, req.seq_len, options, req.measuring, before=predict_all)
     finish = lambda folder, m: write_report(m, folder)  # noqa: E731
     if ch.early_exit is not None:
-        finish = early_exit.finish(cfg, ch.early_exit.policy, profile, targets, options, req.measuring, finish)
+        finish = early_exit.finish(cfg, ch.early_exit.policy, profile, targets, options, req.measuring, finish, threads)
     manifest = export(cfg, progress=progress, loaded=loaded, extra_manifest=extra, measure=measure, finish=finish)
     return manifest, out
 

@@ -8,7 +8,7 @@ measures); its `finish` hook then writes the segments, verifies every exit, and 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edgebert.bench import measure_segments
@@ -91,6 +91,15 @@ class SegmentTiming:
     options: RunnerOptions = RunnerOptions()
     profile: DeviceProfile | None = None  # predicted figures too (export --device)
     cooldown_s: float = 0.0  # --cooldown: idle before each segment's run
+    # The device's threads (export --device): what the prediction assumes and what a device target runs with.
+    # `config.threads` is this machine's share (at most its cores), for the local target only. None: config's.
+    device_threads: int | None = None
+
+    def threads_on(self, target: Target | None) -> int:
+        """Threads for a prediction (target None) or a run on `target`, as the plain artifacts get them."""
+        if self.device_threads is None or (target is not None and target.kind == "local"):
+            return self.config.threads
+        return self.device_threads
 
 
 class EarlyExitPlan:
@@ -100,10 +109,11 @@ class EarlyExitPlan:
     def dev(self, model_dir: Path, labels: tuple[str, ...]) -> DevSet:
         return dev_set(model_dir, labels)
 
-    def finish(self, cfg: ExportConfig, policy: Policy, profile, targets, options, measuring, after):
-        """The pipeline's finish hook: segments written, verified, predicted and timed on `targets`, then `after`."""
+    def finish(self, cfg: ExportConfig, policy: Policy, profile, targets, options, measuring, after, threads=None):
+        """The pipeline's finish hook: segments written, verified, predicted and timed on `targets`, then `after`.
+        `threads`: the device's (predictions and device targets); `cfg.threads` is this machine's share."""
         bench = measuring.config(threads=cfg.threads, seq_len=cfg.seq_len)  # --sustained too, as for the artifacts
-        timing = SegmentTiming(tuple(targets), bench, options, profile, measuring.cooldown_s)
+        timing = SegmentTiming(tuple(targets), bench, options, profile, measuring.cooldown_s, threads)
         return prepare_early_exit(cfg, policy, timing, after=after)[1]
 
 
@@ -185,7 +195,7 @@ def segment_latency(section: dict, folder: Path, timing: SegmentTiming, full_con
     for fmt, precision in (section.get("precisions") or {f: section["precision"] for f in section["files"]}).items():
         out = section["latency"][fmt] = {"predicted": None, "measured": [], "skipped": [], "failed": []}
         if timing.profile is not None:
-            threads = timing.config.threads
+            threads = timing.threads_on(None)
             pred = predict_exit_latency(
                 timing.profile.latency_model, full_config, spec, seq_len, fmt, precision, threads, hist, where_from
             )
@@ -197,9 +207,8 @@ def segment_latency(section: dict, folder: Path, timing: SegmentTiming, full_con
                 record_skip(entry, target.uri, why)
                 continue
             try:
-                measured = measure_segments(
-                    section, folder, target, fmt, timing.config, timing.options, timing.cooldown_s
-                )
+                config = replace(timing.config, threads=timing.threads_on(target))
+                measured = measure_segments(section, folder, target, fmt, config, timing.options, timing.cooldown_s)
             except RunnerError as exc:
                 record_failure(entry, target.uri, exc)
                 continue

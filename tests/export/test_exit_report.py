@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from edgebert.export.report import write_report
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -60,7 +62,9 @@ def test_device_export_picks_an_exit_policy_and_writes_its_segments(tmp_path):
 
     out = tmp_path / "o"
     args = ["export", "--model", str(_model_dir(tmp_path / "m")), "--device", "host", "--budget", "1000ms"]
-    args += ["--no-calibrate", "--formats", "onnx", "--seq-len", "16", "--no-measure", "--out", str(out)]
+    # 16 threads: more than this machine's cores, so the export's own local share differs from the device's
+    args += ["--threads", "16", "--no-calibrate", "--formats", "onnx", "--seq-len", "16", "--no-measure"]
+    args += ["--out", str(out)]
     assert main(args) == 0
     m = json.loads((out / "manifest.json").read_text())
     chosen = m["selection"]["chosen"]["early_exit"]
@@ -71,6 +75,8 @@ def test_device_export_picks_an_exit_policy_and_writes_its_segments(tmp_path):
     pred = ee["latency"]["onnx"]["predicted"]
     assert pred["kind"] == "predicted" and len(pred["segments_ms"]) == ee["layers"]
     assert pred["p90_ms"] <= pred["worst_ms"] and "unlabelled" in pred["histogram_from"]
+    # predicted for the device's threads, as the selection judged it (not this machine's share of them)
+    assert pred["segments_ms"] == pytest.approx(chosen["latency"]["segments_ms"])
     assert f"Early exit: {chosen['policy']}" in (out / "report.md").read_text()
     assert f"early exit {chosen['policy']}: expected" in m["selection"]["why"]
     # --budget-on worst: every layer must fit. The segments' extra calls make the policy's worst case slower
