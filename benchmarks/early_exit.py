@@ -181,7 +181,9 @@ def _rows(folders: dict, texts, gold) -> list[tuple[str, dict]]:
     q = json.loads((folders["static-d1-int8"] / "manifest.json").read_text())["artifacts"][0]["precision"]
     rows.append(
         (
-            f"static depth 1, no exits (ONNX {q}: int8 asked, gated)",
+            "static depth 1, no exits (ONNX int8)"
+            if q == "int8"
+            else f"static depth 1, no exits (ONNX {q}: int8 refused by the gate)",
             _score(Predictor(folders["static-d1-int8"], "onnx"), texts, gold),
         )
     )
