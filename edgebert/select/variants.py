@@ -140,5 +140,5 @@ def variants_section(variants: list[Variant], left_out: list[dict], chosen: Vari
         "considered": [v.to_dict() for v in variants],
         "left_out": left_out,
         "where": "the model folder and its subfolders written by `edgebert compress` (symbolic links followed)",
-        "rule": "every variant's grid judged together: the best measured quality that fits (ties go to the faster)",
+        "rule": "every variant's grid judged together: the best measured quality that fits (ties go to the faster on average)",
     }
