@@ -89,6 +89,7 @@ def run_export(
         if width is not None or depth is not None:
             raise UsageError("give either --width/--depth or --device/--budget, not both (the selector picks the spec)")
         profile = load_profile(device, host_calibration=not no_calibrate)
+        Budget.resolve(profile, budget, memory)  # a bad --budget/--memory is refused before a minute of calibration
         calibration = None
         if not no_calibrate:
             profile, calibration = calibrate_host(
