@@ -3,7 +3,8 @@
 A segment is a plain nn.Module (export/segments.py builds them, `build(model)`) whose inputs all have shape
 [batch, sequence, ...]. ONNX: one file per segment, dynamic batch and sequence. TorchScript: one traced, frozen
 file per segment. TFLite: one file holding one signature per segment, static (1, seq_len) like the
-plain TFLite artifact, and with sequence-length buckets one more per segment per smaller bucket. Precisions are the plain converters' own recipes, applied per segment: ONNX int8 =
+plain TFLite artifact, and with sequence-length buckets one more per segment per smaller bucket. Precisions
+are the plain converters' own recipes, applied per segment: ONNX int8 =
 ORT dynamic per-channel int8 with the outlier channels kept fp32, ONNX fp16 = float16 weights and compute
 with float32 I/O (so the hidden state passed between segments stays float32); TFLite int8/fp16 =
 ai-edge-quantizer on the multi-signature file. Each writer returns the file names it wrote; verification

@@ -89,7 +89,9 @@ def run_export(
         if width is not None or depth is not None:
             raise UsageError("give either --width/--depth or --device/--budget, not both (the selector picks the spec)")
         profile = load_profile(device, host_calibration=not no_calibrate)
-        Budget.resolve(profile, budget, memory)  # a bad --budget/--memory is refused before a minute of calibration
+        # Parsed once, before a minute of calibration, so a bad --budget/--memory is refused at once; calibration
+        # changes the latency model only, not the profile's default budgets.
+        limits = Budget.resolve(profile, budget, memory)
         calibration = None
         if not no_calibrate:
             profile, calibration = calibrate_host(
@@ -104,7 +106,7 @@ def run_export(
             )
         req = DeviceExport(
             profile=profile,
-            budget=Budget.resolve(profile, budget, memory),
+            budget=limits,
             model=model,
             formats=formats,
             quantize=quantize,

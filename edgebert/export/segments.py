@@ -295,8 +295,10 @@ def export_segments(
         sessions = open_segments(folder, section, fmt, threads)
         parity = _verify(model, sessions, tokenizer, fmt, static, seq_len, actual)
         if smaller:  # every bucket's signatures at their own length (texts cut at it); failures name the bucket
-            per_bucket = {n: _verify(model, open_segments(folder, section, fmt, threads, n), tokenizer, fmt, True, n,
-                                     actual) for n in smaller}  # fmt: skip
+            per_bucket = {}
+            for n in smaller:
+                sessions_n = open_segments(folder, section, fmt, threads, n)
+                per_bucket[n] = _verify(model, sessions_n, tokenizer, fmt, True, n, actual)
             parity["buckets"] = {str(n): {**b, "seq_len": n} for n, b in {**per_bucket, seq_len: dict(parity)}.items()}
             parity["failures"] = [f"bucket {n}: {f}" for n, b in parity["buckets"].items() for f in b["failures"]]
             parity["passed"] = not parity["failures"]
