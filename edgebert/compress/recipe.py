@@ -35,6 +35,7 @@ from edgebert.export.atomic import atomic_dir
 from edgebert.hashing import now_iso
 from edgebert.model.bert import Bert, load_model
 from edgebert.model.compression import COMPRESSION_FILE, describe
+from edgebert.model.exits import has_exits, without_exits
 from edgebert.model.loaded import weights_sha256
 from edgebert.model.packaged import default_model_dir
 from edgebert.model.rewire import rewire
@@ -116,7 +117,13 @@ def compress(
         teacher, rewiring = load_model(work / "teacher"), None
     else:
         teacher, rewiring = _teacher(cfg, src, train_set, tokenizer, progress and acc.is_main_process)
+        # Distillation trains the final head only: exit heads kept on a changed backbone would be untrained
+        # for it and unrecorded, so the compressed model has none (said in compression.json's notes).
+        log["exits_dropped"] = has_exits(teacher)
+        teacher = without_exits(teacher)
         save_stage(acc, teacher, work / "teacher")
+        if acc.is_main_process:  # so that --resume, which loads the saved teacher, still knows
+            (work / "log.json").write_text(json.dumps(log) + "\n")
     plan = _with_steps(plan or plan_for(cfg, teacher.config), cfg)
     loop = dict(
         acc=acc,
@@ -224,6 +231,12 @@ def _finish(cfg, plan, final, teacher, rewiring, dev, src, work, log, progress) 
         },
         "notes": _notes(plan),
     }
+    if log.get("exits_dropped"):
+        record["notes"].append(
+            "the source's early-exit heads were dropped: distillation trains the final head only, so exits kept "
+            "on the compressed backbone would be untrained for it; `edgebert export --early-exit` needs the "
+            "uncompressed model"
+        )
     if log.get("search"):
         record["search"] = log["search"]
     if plan["prune_kind"] == "structured" and plan["prune"]:

@@ -19,7 +19,15 @@ from edgebert.model.bert import Bert
 from edgebert.model.dynamic import dynamic_encode
 from edgebert.model.spec import SubnetSpec
 
-__all__ = ["has_exits", "with_exits", "exit_state", "exit_logits", "layer_exit_logits", "dynamic_exit_logits"]
+__all__ = [
+    "has_exits",
+    "with_exits",
+    "without_exits",
+    "exit_state",
+    "exit_logits",
+    "layer_exit_logits",
+    "dynamic_exit_logits",
+]
 
 
 def has_exits(model: Bert) -> bool:
@@ -39,6 +47,17 @@ def with_exits(model: Bert, pool: str = "cls") -> Bert:
     head = {k[len("head.") :]: v for k, v in state.items() if k.startswith("head.")}
     for i in range(model.config.num_layers - 1):
         state.update({f"exits.{i}.{k}": v.clone() for k, v in head.items()})
+    new.load_state_dict(state, strict=True)
+    return new.train(model.training)
+
+
+def without_exits(model: Bert) -> Bert:
+    """A copy of `model` without its exit heads (the backbone and final head unchanged): for a recipe that
+    changes the backbone but trains only the final head, whose exits would no longer match it."""
+    if not has_exits(model):
+        return model
+    new = Bert(replace(model.config, exits=False))
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("exits.")}
     new.load_state_dict(state, strict=True)
     return new.train(model.training)
 

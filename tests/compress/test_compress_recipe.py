@@ -13,6 +13,7 @@ from edgebert.compress.config import CompressConfig
 from edgebert.compress.recipe import compress
 from edgebert.model.bert import load_model
 from edgebert.model.compression import COMPRESSION_FILE, sparsity
+from edgebert.model.exits import with_exits
 from edgebert.select.quality import QUALITY_FILE
 
 
@@ -149,3 +150,16 @@ def test_compress_scores_the_compressed_artifacts_per_precision_as_train_does(se
     assert log["scored"] == ["onnx/int8"] and log["failed"] == []
     assert main(_flags(tmp_path, model_dir, data, "o2") + ["--quantized", "onnx/int8"]) == 2  # with --no-quantized
     assert "give one of them, not both" in capsys.readouterr().err
+
+
+def test_a_source_with_exit_heads_is_compressed_without_them_and_says_so(tmp_path):
+    """Distillation trains the final head only: exits kept on the compressed backbone would be stale and
+    unrecorded, so they are dropped, and the record's notes say so."""
+    model = with_exits(make_tiny_model(task="classification", num_labels=2, labels=("neg", "pos")), "mean")
+    model_dir = save_tiny_model_dir(tmp_path / "cls", model)
+    assert load_model(model_dir).config.exits
+    assert main(_flags(tmp_path, model_dir, sentiment_csv(tmp_path / "train.csv")) + ["--embedding-rank", "16"]) == 0
+    out = load_model(tmp_path / "out")
+    assert not out.config.exits and not any(k.startswith("exits.") for k in out.state_dict())
+    notes = json.loads((tmp_path / "out" / COMPRESSION_FILE).read_text())["notes"]
+    assert any("early-exit heads were dropped" in n for n in notes)
