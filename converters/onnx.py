@@ -137,6 +137,9 @@ class OnnxConverter(ConverterBase):
     # fp16 weights are held as fp32 by the runtime (MiniLM fp16 162 MB vs fp32 166 MB peak on host).
     quantizes_embeddings = True
     runtime_weight_precision = {"fp16": "fp32"}
+    # File size (select/costs.py): node and initializer records per layer (benchmarks/file_size.py: without
+    # them a 6-layer file was 1-2 % larger than predicted). ORT quantizes per tensor: no per-channel bytes.
+    graph_bytes_per_layer = 20_000
 
     def convert(self, model, config: ArtifactConfig, path: Path) -> dict:
         import onnx

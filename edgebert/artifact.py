@@ -193,6 +193,12 @@ class ConverterBase:
     """Defaults for the parts of the Converter contract most formats share; converters subclass it."""
 
     quantizes_embeddings = False  # int8 also quantizes the embedding tables (memory model)
+    # File size (select/costs.py): bytes per int8-quantized output channel (its fp32 scale, and whatever
+    # else the format stores per channel), and the graph's own bytes per encoder layer (tensor and operator
+    # records, names) beyond the weights.
+    int8_channel_bytes = 4
+    graph_bytes_per_layer = 0
+    vocab_bytes_per_token = 0  # a WordPiece vocabulary packed into the file's metadata (describe)
     extra_recipes: tuple[str, ...] = ()  # RECIPES beyond one per precision that this format can write
     runtime_weight_precision: dict[str, str] = {}  # stored precision -> what the runtime holds in RAM
 

@@ -38,6 +38,7 @@ class Costs:
     # token, and rows of r numbers (one int8 scale per row all the same).
     embedding_macs: int = 0
     table_rows: int = 0  # rows of all embedding tables (0: embedding_params // hidden, unfactorised)
+    vocab_size: int = 0  # tokens: a format that packs the vocabulary into the file stores this many
 
     @property
     def linear_macs(self) -> int:
@@ -62,13 +63,20 @@ class Costs:
         if runtime and conv is not None:
             precision = conv.runtime_weight_precision.get(precision, precision)
         size = _BYTES[precision]
+        # What the file holds besides the weights (runtime=False only: the memory models were fitted on the
+        # weights, their factors and overhead absorb the rest): each quantized channel's parameters beyond
+        # its fp32 scale, and the graph's own records per encoder layer (converter attributes, measured).
+        file = conv is not None and not runtime
+        channel = conv.int8_channel_bytes - 4 if file else 0
+        graph = conv.graph_bytes_per_layer * self.layers + conv.vocab_bytes_per_token * self.vocab_size if file else 0
         if precision == "int8":
             quantized_tables = bool(conv and conv.quantizes_embeddings)
             tables = self.embedding_params * (1 if quantized_tables else 4)
             rows = self.table_rows or self.embedding_params // self.hidden
-            tables += 4 * rows if quantized_tables else 0  # one scale per row
-            return self.matrix_params + 4 * self.matrix_rows + 4 * self.vector_params, tables
-        return size * (self.matrix_params + self.vector_params), size * self.embedding_params
+            tables += (4 + channel) * rows if quantized_tables else 0  # one scale per row
+            matrices = self.matrix_params + (4 + channel) * self.matrix_rows + 4 * self.vector_params
+            return matrices + graph, tables
+        return size * (self.matrix_params + self.vector_params) + graph, size * self.embedding_params
 
     def weight_bytes(self, precision: str, fmt: str | None = None, runtime: bool = False) -> int:
         """Bytes of weights stored at `precision` by format `fmt` (runtime=True: as held in memory)."""
@@ -135,6 +143,7 @@ def costs(config: BertConfig, seq_len: int, spec: SubnetSpec | None = None) -> C
         activation_elems=peak + s * h,
         embedding_macs=embedding_macs,
         table_rows=table_rows,
+        vocab_size=config.vocab_size,
     )
 
 
@@ -165,6 +174,7 @@ def segment_costs(config: BertConfig, seq_len: int, spec: SubnetSpec | None = No
                 embedding_params=0,
                 embedding_macs=0,
                 table_rows=0,
+                vocab_size=0,  # packed into the file once, with segment 1
                 matrix_params=c.matrix_params - rank_macs,
                 matrix_rows=c.matrix_rows - (h if rank_macs else 0),
                 vector_params=c.vector_params - 2 * h,
