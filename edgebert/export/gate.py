@@ -100,10 +100,31 @@ def gated(convert_and_verify, sub, tokenizer, conv, acfg: ArtifactConfig, folder
                 entry["notes"].append(
                     f"accuracy gate: fell back to {recipe} after "
                     + "; ".join(f"{t['recipe']} ({t['why']})" for t in failed)
+                    + _resolution(sub.config.task, failed, max_drop)
                 )
             return entry
     raise ParityError(
         f"{conv.name}: no quantization recipe stays within --max-quality-drop {words} of fp32: "
         + "; ".join(f"{t['recipe']}: {t['why']}" for t in tried)
+        + _resolution(sub.config.task, tried, max_drop)
         + ". Nothing was written. Allow a larger drop, or export fp32."
+    )
+
+
+def _resolution(task: str, failed: list[dict], max_drop: float) -> str:
+    """For a classifier the gate counts changed labels, so it cannot tell a drop smaller than one label on its
+    texts: where the allowed drop is below that and a recipe failed by a label or two, say what one label is
+    worth and which --max-quality-drop would accept those changes (their real cost is for labelled data)."""
+    counted = [t for t in failed if "n" in t]
+    if task != "classification" or not counted:
+        return ""
+    n = counted[0]["n"]
+    changed = min(round(t["drop"] * t["n"]) for t in counted)
+    if not 0 < changed <= 2 or max_drop >= 1.0 / n:
+        return ""
+    points = math.ceil(10000.0 * changed / n) / 100.0  # accuracy points, rounded up to the hundredth
+    return (
+        f" (on {n} texts one changed label is {100.0 / n:.2f} accuracy points, more than the {100 * max_drop:g} "
+        f"allowed: the gate cannot see a smaller loss; --max-quality-drop {points:g} accepts {changed} changed "
+        f"label{'s' if changed > 1 else ''}, and the artifact's accuracy on your labelled dev data shows what it costs)"
     )

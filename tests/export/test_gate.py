@@ -123,3 +123,21 @@ def test_bad_max_quality_drop_exits_2(tiny_model_dir, tmp_path, value, extra, ca
     assert main(args) == 2
     assert "max-quality-drop" in capsys.readouterr().err.lower().replace("'", "")
     assert not (tmp_path / "o").exists()
+
+
+def test_a_classifier_refused_for_one_changed_label_is_told_the_gates_resolution(monkeypatch, tmp_path):
+    """96 texts: one changed label is 1.04 points, above the default 0.5, so the default accepts no change;
+    the note says so and names the --max-quality-drop that accepts it."""
+    from conftest import make_tiny_model
+
+    classifier = make_tiny_model(task="classification", num_labels=2, labels=("neg", "pos"))
+    entry, _ = _gate_with(monkeypatch, tmp_path, classifier, {"int8": 1 / 96, "fp16": 0.0})
+    note = next(n for n in entry["notes"] if "fell back to fp16" in n)
+    assert "one changed label is 1.04 accuracy points" in note and "--max-quality-drop 1.05 accepts 1 " in note
+    # an encoder's drop is a cosine, not labels: no such hint
+    encoder = make_tiny_model()
+    entry, _ = _gate_with(monkeypatch, tmp_path, encoder, {"int8": 1 / 96, "fp16": 0.0})
+    assert not any("changed label" in n for n in entry["notes"])
+    # allowed drop above one label: nothing to explain
+    entry, _ = _gate_with(monkeypatch, tmp_path, classifier, {"int8": 3 / 96, "fp16": 0.0}, given=2.0)
+    assert not any("changed label" in n for n in entry["notes"])
