@@ -2,8 +2,9 @@
 
 `compress --memory` and the selector judge a model's file by the prediction alone (no conversion), so an
 under-prediction turns into a file over the user's limit. This converts random-weight MiniLM-shaped models
-(vocab 30522, hidden 384, 128 tokens) of several depths, widths and embedding ranks with the real converters
-(converted and described as `edgebert export` writes them) and prints predicted vs written bytes. Random weights: a file's size does not depend on the values.
+(vocab 30522, hidden 384, 128 tokens) of several depths, widths and embedding ranks with the real converters,
+converted and described as `edgebert export` writes them, and prints predicted vs written bytes. Random
+weights: a file's size does not depend on the values.
 
     python benchmarks/file_size.py                 # ~2 min on 2 cores
     python benchmarks/file_size.py --formats tflite --precisions int8

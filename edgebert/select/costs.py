@@ -63,24 +63,26 @@ class Costs:
         if runtime and conv is not None:
             precision = conv.runtime_weight_precision.get(precision, precision)
         size = _BYTES[precision]
-        # What the file holds besides the weights (runtime=False only: the memory models were fitted on the
-        # weights, their factors and overhead absorb the rest): each quantized channel's parameters beyond
-        # its fp32 scale, and the graph's own records per encoder layer (converter attributes, measured).
-        file = conv is not None and not runtime
-        channel = conv.int8_channel_bytes - 4 if file else 0
-        graph = conv.graph_bytes_per_layer * self.layers + conv.vocab_bytes_per_token * self.vocab_size if file else 0
+        # Per int8 channel: its fp32 scale, plus what the format's file stores beside it (TFLite: an int64 zero
+        # point). Runtime memory counts the scale only: the memory models were fitted on that feature.
+        per_channel = conv.int8_channel_bytes if conv is not None and not runtime else 4
         if precision == "int8":
             quantized_tables = bool(conv and conv.quantizes_embeddings)
             tables = self.embedding_params * (1 if quantized_tables else 4)
             rows = self.table_rows or self.embedding_params // self.hidden
-            tables += (4 + channel) * rows if quantized_tables else 0  # one scale per row
-            matrices = self.matrix_params + (4 + channel) * self.matrix_rows + 4 * self.vector_params
-            return matrices + graph, tables
-        return size * (self.matrix_params + self.vector_params) + graph, size * self.embedding_params
+            tables += per_channel * rows if quantized_tables else 0  # one scale per row
+            return self.matrix_params + per_channel * self.matrix_rows + 4 * self.vector_params, tables
+        return size * (self.matrix_params + self.vector_params), size * self.embedding_params
 
     def weight_bytes(self, precision: str, fmt: str | None = None, runtime: bool = False) -> int:
-        """Bytes of weights stored at `precision` by format `fmt` (runtime=True: as held in memory)."""
-        return sum(self.weight_parts(precision, fmt, runtime))
+        """Bytes of weights stored at `precision` by format `fmt` (runtime=True: as held in memory). Not at
+        runtime, with a format: the file's size, so also the graph's own records per encoder layer and the
+        vocabulary a format packs in (converter attributes, measured by benchmarks/file_size.py)."""
+        weights = sum(self.weight_parts(precision, fmt, runtime))
+        if fmt is None or runtime:
+            return weights
+        conv = CONVERTERS.get(fmt)
+        return weights + conv.graph_bytes_per_layer * self.layers + conv.vocab_bytes_per_token * self.vocab_size
 
     def activation_bytes(self) -> int:
         return 4 * self.activation_elems  # every runtime here keeps activations in fp32

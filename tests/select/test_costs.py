@@ -89,9 +89,9 @@ def test_activation_estimate_covers_attention_maps():
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_weight_bytes_match_the_converters_files(tmp_path, fmt, precision):
     """The predicted file is the written one, as export writes it (model card and, in TFLite, the vocabulary
-        packed in), within 5 %: `compress --memory` judges a limit by this prediction alone (MiniLM-shaped files:
-    within 2.3 %, benchmarks/file_size.py). A big vocabulary
-        makes the tables, their per-row int8 parameters and the packed vocab dominate."""
+    packed in), within 5 %: `compress --memory` judges a limit by this prediction alone (MiniLM-shaped files:
+    within 2.3 %, benchmarks/file_size.py). A big vocabulary makes the tables, their per-row int8 parameters
+    and the packed vocab dominate."""
     import torch
 
     from edgebert.artifact import ArtifactConfig
